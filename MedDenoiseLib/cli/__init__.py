@@ -1,0 +1,1 @@
+"""The ``meddenoise`` command: one subcommand per module."""

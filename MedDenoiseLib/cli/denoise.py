@@ -1,0 +1,96 @@
+"""``meddenoise denoise IN OUT``: denoise one volume, write outputs only when everything succeeded."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+from ..io import read_volume, write_volume
+from ..models.resolve import resolve_model
+from ..normalization import guess_modality
+from ..pipeline import DenoiseResult, denoise_volume
+from ..uncertainty_labels import write_color_table
+from .options import MODALITIES, add_inference_arguments, inference_options
+from .reporting import StopFlag, emit_json, make_progress
+
+logger = logging.getLogger("meddenoise")
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("denoise", help="denoise a volume (NIfTI, NRRD, MHA, DICOM series)")
+    p.add_argument("input", type=Path)
+    p.add_argument("output", type=Path)
+    p.add_argument("--modality", choices=MODALITIES, default=None, help="default: guessed from DICOM tags/intensities")
+    add_inference_arguments(p)
+    p.add_argument("--uncertainty", type=Path, default=None, help="write the per-voxel std map here")
+    p.add_argument("--uncertainty-labels", type=Path, default=None,
+                   help="write the uint8 uncertainty label map here (a .ctbl colour table is written beside it)")
+    p.add_argument("--dtype", choices=("float32", "source"), default="float32",
+                   help="output voxel type: float32, or the input's own type (rounded, clipped)")
+    p.add_argument("--channel", type=int, default=None, help="component/time point of a vector or 4D image")
+    p.add_argument("--rgb-to-gray", action="store_true", help="convert RGB (ultrasound) to grey, BT.601")
+    p.add_argument("--progress", choices=("bar", "json", "none"), default="bar")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    volume = read_volume(args.input, channel=args.channel, rgb_to_gray=args.rgb_to_gray)
+    modality = args.modality or _guess(volume)
+    options = inference_options(args)
+    loaded = resolve_model(args.model, modality)
+    progress = make_progress(args.progress)
+    try:
+        result = denoise_volume(volume, loaded, modality=modality, options=options, progress=progress,
+                                should_stop=StopFlag().install())
+    finally:
+        if progress is not None:
+            progress.close()
+    written = write_outputs(result, args.output, args.uncertainty, args.uncertainty_labels, dtype=args.dtype)
+    _summary(result, written, args.progress == "json")
+    return 0
+
+
+def _guess(volume) -> str:
+    modality, reason = guess_modality(volume)
+    logger.info("modality guessed as %s (%s); override with --modality", modality, reason)
+    return modality
+
+
+def write_outputs(result: DenoiseResult, output: Path, uncertainty: Path | None, labels: Path | None,
+                  *, dtype: str = "float32") -> list[Path]:
+    """Write every requested output; if one fails, remove those already written (no half-made result)."""
+    written: list[Path] = []
+    try:
+        written.append(write_volume(result.denoised, output, dtype="source" if dtype == "source" else "float32"))
+        if uncertainty is not None:
+            written.append(write_volume(result.uncertainty, uncertainty, dtype="float32"))
+        if labels is not None:
+            written.append(write_volume(result.labels, labels, dtype="uint8"))
+            written.append(write_color_table(_ctbl_path(labels)))
+    except BaseException:
+        for path in written:
+            path.unlink(missing_ok=True)
+        raise
+    return written
+
+
+def _ctbl_path(labels: Path) -> Path:
+    name = labels.name
+    for ext in (".nii.gz", ".nii", ".nrrd", ".mha", ".mhd", ".nhdr"):
+        if name.endswith(ext):
+            name = name[: -len(ext)]
+            break
+    return labels.with_name(name + ".ctbl")
+
+
+def _summary(result: DenoiseResult, written: list[Path], as_json: bool) -> None:
+    r = result.report
+    line = (f"denoised in {r['seconds']:.1f} s on {r['device']} | model {r['model']} | {r['patches']} patches x "
+            f"TTA {r['tta']}" + (f" x MC {r['mc_dropout']}" if r["mc_dropout"] else "")
+            + f" | noise sigma {result.noise_sigma:.4g}" + (f" | {'; '.join(r['backoff'])}" if r["backoff"] else ""))
+    if as_json:
+        emit_json({"event": "done", "outputs": [str(p) for p in written], "report": r})
+    logger.info("%s", line)
+    for path in written:
+        logger.info("wrote %s", path)

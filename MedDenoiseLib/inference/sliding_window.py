@@ -1,0 +1,124 @@
+"""Patch-wise inference with Gaussian blending, reflect padding, flip TTA and MC sampling.
+
+Names follow MONAI's ``sliding_window_inference`` (``roi_size``, ``overlap``,
+``sigma_scale``, ``sw_batch_size``, ``sw_device``); the result is stitched on the CPU, so
+device memory depends on the patch size only, never on the volume size.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+
+from ..errors import CancelledError, ShapeError, rule_message
+from .blending import context_margin, effective_roi, gaussian_importance_map, patch_grid
+from .progress import ProgressCallback, ProgressClock, StopCallback
+from .tta import apply_flip, undo_flip
+
+Predictor = Callable[[torch.Tensor], torch.Tensor]
+
+
+@dataclass(frozen=True)
+class WindowPlan:
+    """What one sliding-window pass will do (known before any patch runs)."""
+
+    roi_size: tuple[int, int, int]
+    margin: tuple[int, int, int]
+    patches: int
+    samples_per_patch: int
+
+
+def pad_for_context(image: torch.Tensor, margin: tuple[int, int, int]) -> torch.Tensor:
+    """Reflect-pad (B, C, D, H, W) by ``margin`` per spatial axis (margin < axis length by construction)."""
+    if not any(margin):
+        return image
+    pads: list[int] = []
+    for m in reversed(margin):
+        pads += [m, m]
+    return F.pad(image, pads, mode="reflect")
+
+
+def plan_windows(image_shape: tuple[int, int, int], roi_size: tuple[int, int, int], overlap: float,
+                 samples_per_patch: int) -> WindowPlan:
+    margin = context_margin(image_shape, roi_size)
+    padded = tuple(s + 2 * m for s, m in zip(image_shape, margin))
+    roi = effective_roi(padded, roi_size)
+    return WindowPlan(roi, margin, len(patch_grid(padded, roi, overlap)), samples_per_patch)  # type: ignore[arg-type]
+
+
+def sliding_window_moments(
+    image: torch.Tensor,
+    predictor: Predictor,
+    *,
+    roi_size: tuple[int, int, int],
+    overlap: float,
+    sigma_scale: float,
+    sw_batch_size: int,
+    sw_device: torch.device,
+    flips: list[tuple[int, ...]],
+    mc_samples: int = 1,
+    progress: ProgressCallback | None = None,
+    should_stop: StopCallback | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Blended mean and variance of the predictor over flips x MC samples.
+
+    Parameters
+    ----------
+    image : (1, 1, D, H, W) float tensor on the CPU.
+    predictor : maps a (b, 1, d, h, w) batch on ``sw_device`` to the same shape.
+    flips : flip dims per TTA pass (see ``tta.flip_set``); each is undone before averaging.
+    mc_samples : forward passes per flip (> 1 only makes sense with dropout enabled).
+
+    Returns
+    -------
+    (mean, variance), each (1, 1, D, H, W) float32 on the CPU. The variance is the
+    population variance over the len(flips) * mc_samples outputs, blended like the mean.
+    """
+    if image.ndim != 5 or image.shape[:2] != (1, 1):
+        raise ShapeError(rule_message("image", "must be (1, 1, D, H, W)", tuple(image.shape), "Add batch/channel axes."))
+    spatial = tuple(image.shape[2:])
+    plan = plan_windows(spatial, roi_size, overlap, len(flips) * mc_samples)
+    padded = pad_for_context(image.float(), plan.margin)
+    weights = gaussian_importance_map(plan.roi_size, sigma_scale)
+    mean_sum = torch.zeros(padded.shape[2:], dtype=torch.float32)
+    var_sum = torch.zeros_like(mean_sum)
+    weight_sum = torch.zeros_like(mean_sum)
+    windows = patch_grid(tuple(padded.shape[2:]), plan.roi_size, overlap)
+    clock = ProgressClock("denoise", len(windows), plan.samples_per_patch, progress)
+    for index, window in enumerate(windows, start=1):
+        patch = padded[(slice(None), slice(None), *window)].to(sw_device)
+        outputs = _predict_samples(patch, predictor, flips, mc_samples, sw_batch_size,
+                                   lambda done: _tick(clock, index, done, should_stop))
+        mean = outputs.mean(dim=0).float().cpu()
+        var = outputs.var(dim=0, unbiased=False).float().cpu() if outputs.shape[0] > 1 else torch.zeros_like(mean)
+        mean_sum[window] += weights * mean
+        var_sum[window] += weights * var
+        weight_sum[window] += weights
+    crop = tuple(slice(m, m + s) for m, s in zip(plan.margin, spatial))
+    mean_out = (mean_sum / weight_sum)[crop]
+    var_out = (var_sum / weight_sum)[crop]
+    return mean_out[None, None], var_out[None, None]
+
+
+def _tick(clock: ProgressClock, patch: int, done: int, should_stop: StopCallback | None) -> None:
+    if should_stop is not None and should_stop():
+        raise CancelledError(f"cancelled at patch {patch}/{clock.patches}; no output was written")
+    clock.report(patch, done)
+
+
+def _predict_samples(patch, predictor, flips, mc_samples, batch_size, on_done) -> torch.Tensor:
+    """Run every (flip, sample) view of one patch in batches; return (S, 1, d, h, w) un-flipped outputs."""
+    views = [dims for dims in flips for _ in range(mc_samples)]
+    outputs: list[torch.Tensor] = []
+    on_done(0)
+    for start in range(0, len(views), batch_size):
+        chunk = views[start:start + batch_size]
+        batch = torch.cat([apply_flip(patch, dims) for dims in chunk], dim=0)
+        with torch.no_grad():
+            predicted = predictor(batch)
+        outputs += [undo_flip(predicted[i:i + 1], dims) for i, dims in enumerate(chunk)]
+        on_done(len(outputs))
+    return torch.cat(outputs, dim=0)[:, 0:1]

@@ -1,0 +1,130 @@
+"""Weights (safetensors, no pickle) plus a JSON model card checked by sha256.
+
+A model on disk is a directory ``<dir>/`` holding ``model.safetensors`` and ``card.json``.
+The card records the architecture config (enough to rebuild the network), modality,
+normalisation, noise model, training data provenance, metrics and the sha256 of the
+weights file; ``load_model`` refuses weights whose hash differs from the card.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from ..errors import WeightsError, rule_message
+from .registry import build_model
+
+logger = logging.getLogger(__name__)
+
+CARD_NAME = "card.json"
+WEIGHTS_NAME = "model.safetensors"
+CARD_VERSION = 1
+
+
+@dataclass
+class LoadedModel:
+    """A network ready for inference together with its card."""
+
+    network: nn.Module
+    card: dict[str, Any]
+    path: Path
+
+    @property
+    def name(self) -> str:
+        return str(self.card.get("name", self.path.name))
+
+
+def sha256_of(path: Path) -> str:
+    """Hex sha256 of a file, read in 1 MiB chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def save_model(model: nn.Module, directory: str | Path, card: dict[str, Any]) -> Path:
+    """Write ``model.safetensors`` and ``card.json`` into ``directory`` (created if needed).
+
+    ``card`` holds the descriptive fields (name, modality, normalisation, noise, data, metrics...);
+    the architecture config, parameter count, sha256 and card version are filled in here.
+    Both files are written atomically (temp file then rename).
+    """
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
+    weights_path = directory / WEIGHTS_NAME
+    _atomic(weights_path, lambda tmp: save_file(state, str(tmp)))
+    full_card = dict(card)
+    full_card.update(
+        card_version=CARD_VERSION,
+        architecture=getattr(model, "architecture_config", None),
+        parameters=sum(p.numel() for p in model.parameters()),
+        weights_file=WEIGHTS_NAME,
+        sha256=sha256_of(weights_path),
+    )
+    if full_card["architecture"] is None:
+        raise WeightsError(rule_message("model.architecture_config", "must be set (build the model with build_model)",
+                                        None, "Create the network with MedDenoiseLib.models.build_model(name, ...)."))
+    _atomic(directory / CARD_NAME, lambda tmp: tmp.write_text(json.dumps(full_card, indent=2, sort_keys=True)))
+    return directory
+
+
+def read_card(path: str | Path) -> tuple[dict[str, Any], Path]:
+    """Read the card of a model directory (or of a ``card.json`` path); returns (card, directory)."""
+    path = Path(path)
+    directory = path if path.is_dir() else path.parent
+    card_path = directory / CARD_NAME
+    if not card_path.is_file():
+        raise WeightsError(rule_message("model path", f"must be a directory holding {CARD_NAME} and {WEIGHTS_NAME}",
+                                        str(path), "Pass a model directory written by save_model or a shipped model name."))
+    try:
+        card = json.loads(card_path.read_text())
+    except json.JSONDecodeError as exc:
+        raise WeightsError(rule_message("model card", "must be valid JSON", str(card_path), f"Fix or re-export it ({exc}).")) from exc
+    return card, directory
+
+
+def load_model(path: str | Path, *, device: str | torch.device = "cpu") -> LoadedModel:
+    """Rebuild the network from its card and load weights after checking their sha256."""
+    card, directory = read_card(path)
+    weights_path = directory / card.get("weights_file", WEIGHTS_NAME)
+    if not weights_path.is_file():
+        raise WeightsError(rule_message("weights file", "must exist beside the card", str(weights_path),
+                                        "Re-export the model; weights and card travel together."))
+    actual = sha256_of(weights_path)
+    if actual != card.get("sha256"):
+        raise WeightsError(rule_message(f"sha256 of {weights_path}", f"must equal the card's {card.get('sha256')}",
+                                        actual, "The weights were altered or belong to another card; reinstall the model."))
+    arch = dict(card["architecture"])
+    network = build_model(arch.pop("name"), **arch)
+    state = load_file(str(weights_path), device="cpu")
+    missing, unexpected = network.load_state_dict(state, strict=False)
+    if missing or unexpected:
+        raise WeightsError(rule_message("weights", "must match the card's architecture", {"missing": missing[:5], "unexpected": unexpected[:5]},
+                                        "Export the weights again with save_model."))
+    network.eval().to(device)
+    logger.info("loaded model %s (%s, sha256 ok)", card.get("name"), weights_path)
+    return LoadedModel(network=network, card=card, path=directory)
+
+
+def _atomic(target: Path, write) -> None:
+    fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        write(tmp)
+        os.replace(tmp, target)
+    finally:
+        if tmp.exists():
+            tmp.unlink()

@@ -1,0 +1,159 @@
+"""The one denoising path: normalise -> patch-wise TTA inference -> inverse -> uncertainty -> labels.
+
+The CLI, the Slicer worker and the evaluation harness all call ``denoise_volume``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import torch
+from torch import nn
+
+from .errors import ConfigError, InputError, rule_message
+from .inference.backoff import RunSettings, run_with_backoff
+from .inference.device import autocast_context, resolve_device
+from .inference.noise_level import residual_noise_sigma
+from .inference.predictor import build_predictor
+from .inference.progress import ProgressCallback, StopCallback
+from .inference.sliding_window import plan_windows, sliding_window_moments
+from .inference.tta import flip_set
+from .models.card import LoadedModel
+from .normalization import fit_normalization
+from .uncertainty_labels import DEFAULT_THRESHOLDS, check_thresholds, uncertainty_labels
+from .volume import Volume
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class InferenceOptions:
+    """Options of one denoising run (validated on construction).
+
+    roi_size : (D, H, W) patch; non-positive = whole axis. Default 32 x 160 x 160.
+    overlap : fraction of a patch shared with its neighbour, in [0, 1).
+    sigma_scale : Gaussian blending sigma as a fraction of the patch.
+    sw_batch_size : views (flips x MC samples) per forward pass.
+    tta : 1, 2, 4 or 8 flip passes.
+    mc_dropout : Monte-Carlo dropout samples per flip (0 = off; needs a model with dropout).
+    device : 'auto', 'cpu' or 'cuda[:N]'. amp : autocast on CUDA (bf16/fp16); ignored on CPU.
+    seed : seeds the MC-dropout masks (recorded in the report).
+    thresholds : uncertainty label thresholds as fractions of the noise std.
+    """
+
+    roi_size: tuple[int, int, int] = (32, 160, 160)
+    overlap: float = 0.25
+    sigma_scale: float = 0.125
+    sw_batch_size: int = 4
+    tta: int = 8
+    mc_dropout: int = 0
+    device: str = "auto"
+    amp: bool = True
+    seed: int = 0
+    thresholds: tuple[float, float, float] = DEFAULT_THRESHOLDS
+
+    def __post_init__(self) -> None:
+        if len(self.roi_size) != 3 or any(int(r) != r for r in self.roi_size):
+            _bad("roi_size", "must be 3 integers (D, H, W)", self.roi_size, "Use (32, 160, 160).")
+        if not 0.0 <= self.overlap < 1.0:
+            _bad("overlap", "must be in [0, 1)", self.overlap, "Use 0.25, or 0.5 for half-patch overlap.")
+        if not 0.0 < self.sigma_scale <= 1.0:
+            _bad("sigma_scale", "must be in (0, 1]", self.sigma_scale, "Use 0.125.")
+        if self.sw_batch_size < 1:
+            _bad("sw_batch_size", "must be >= 1", self.sw_batch_size, "Use 4 on CPU, 8 on a GPU.")
+        if self.mc_dropout < 0:
+            _bad("mc_dropout", "must be >= 0", self.mc_dropout, "Use 0 (off) or e.g. 8 samples.")
+        flip_set(self.tta)
+        check_thresholds(self.thresholds)
+
+
+@dataclass
+class DenoiseResult:
+    """Outputs on the input's grid: denoised (input units), std map (input units), uint8 labels."""
+
+    denoised: Volume
+    uncertainty: Volume
+    labels: Volume
+    noise_sigma: float
+    report: dict = field(default_factory=dict)
+
+
+def _bad(name, rule, value, fix):
+    raise ConfigError(rule_message(name, rule, value, fix))
+
+
+def denoise_volume(volume: Volume, model: LoadedModel | nn.Module, *, modality: str,
+                   options: InferenceOptions | None = None, progress: ProgressCallback | None = None,
+                   should_stop: StopCallback | None = None) -> DenoiseResult:
+    """Denoise ``volume`` (never modified) and return outputs plus a JSON-ready report."""
+    options = options or InferenceOptions()
+    started = time.perf_counter()
+    source = np.asarray(volume.array, dtype=np.float32)
+    _check_finite(source)
+    network, card = (model.network, model.card) if isinstance(model, LoadedModel) else (model, {})
+    _check_model_fits(network, card, modality, options)
+    norm = fit_normalization(source, modality)
+    if float(source.max()) == float(source.min()):
+        logger.warning("constant input: returned unchanged with zero uncertainty")
+        return _constant_result(volume, source, options, norm, card, started)
+    image = torch.from_numpy(np.ascontiguousarray(norm.forward(source)))[None, None]
+    device = resolve_device(options.device)
+    events: list[str] = []
+    settings = RunSettings(options.sw_batch_size, tuple(options.roi_size), device)
+
+    def run(s: RunSettings):
+        predictor = build_predictor(network, image, s.device, mc_samples=options.mc_dropout, seed=options.seed)
+        with autocast_context(s.device, options.amp), predictor:
+            return sliding_window_moments(
+                image, predictor, roi_size=s.roi_size, overlap=options.overlap, sigma_scale=options.sigma_scale,
+                sw_batch_size=s.sw_batch_size, sw_device=s.device, flips=flip_set(options.tta),
+                mc_samples=max(1, options.mc_dropout), progress=progress, should_stop=should_stop)
+
+    (mean, var), used = run_with_backoff(run, settings, events)
+    denoised = norm.inverse(mean[0, 0].numpy()).astype(np.float32)
+    std = (np.sqrt(var[0, 0].numpy()) * abs(norm.scale)).astype(np.float32)
+    sigma = residual_noise_sigma(source, denoised)
+    labels = uncertainty_labels(std, sigma, options.thresholds)
+    plan = plan_windows(tuple(source.shape), used.roi_size, options.overlap, options.tta * max(1, options.mc_dropout))
+    report = _report(options, card, norm, used, plan.patches, events, sigma, started)
+    logger.info("denoised %s on %s in %.1f s (%d patches x %d views)", source.shape, used.device,
+                report["seconds"], plan.patches, plan.samples_per_patch)
+    return DenoiseResult(volume.with_array(denoised), volume.with_array(std),
+                         volume.with_array(labels), sigma, report)
+
+
+def _check_finite(source: np.ndarray) -> None:
+    bad = int(np.size(source) - np.count_nonzero(np.isfinite(source)))
+    if bad:
+        raise InputError(rule_message("volume", "must hold only finite voxels", f"{bad} NaN/Inf voxels",
+                                      "Replace them first (read_volume(..., nonfinite='zero'))."))
+
+
+def _check_model_fits(network: nn.Module, card: dict, modality: str, options: InferenceOptions) -> None:
+    if options.mc_dropout > 0 and not getattr(network, "has_dropout", False):
+        _bad("mc_dropout", "needs a model with dropout layers", options.mc_dropout,
+             "Use --mc-dropout 0 (TTA spread is still reported) or a model trained with dropout.")
+    trained_for = card.get("modality")
+    if trained_for and trained_for != modality:
+        logger.warning("model %s was trained for %s, used on %s", card.get("name"), trained_for, modality)
+
+
+def _constant_result(volume, source, options, norm, card, started) -> DenoiseResult:
+    zeros = np.zeros_like(source, dtype=np.float32)
+    report = _report(options, card, norm, None, 0, ["constant input: returned unchanged"], 0.0, started)
+    return DenoiseResult(volume.with_array(source.copy()), volume.with_array(zeros),
+                         volume.with_array(zeros.astype(np.uint8)), 0.0, report)
+
+
+def _report(options, card, norm, used, patches, events, sigma, started) -> dict:
+    return {
+        "model": card.get("name"), "model_sha256": card.get("sha256"),
+        "options": {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(options).items()},
+        "device": str(used.device) if used else "none", "roi_size": list(used.roi_size) if used else None,
+        "sw_batch_size": used.sw_batch_size if used else None, "patches": patches,
+        "tta": options.tta, "mc_dropout": options.mc_dropout, "normalization": norm.to_dict(),
+        "noise_sigma": sigma, "backoff": events, "seconds": round(time.perf_counter() - started, 3),
+    }

@@ -1,0 +1,1 @@
+"""Training of the registered models (supervised on simulated physics noise)."""
