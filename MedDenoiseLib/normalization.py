@@ -126,7 +126,7 @@ class Normalization:
 def _fit_mr(values: np.ndarray) -> Normalization:
     nonzero = values[values != 0]
     sample = values if nonzero.size * 2 >= values.size or nonzero.size == 0 else nonzero
-    low, high = np.percentile(sample, MR_PERCENTILES)
+    low, high = (float(p) for p in np.percentile(sample, MR_PERCENTILES))
     if high > low:
         return Normalization("mr", scale=high - low, offset=low, method="mr_percentile")
     low, high = float(sample.min()), float(sample.max())
@@ -166,7 +166,7 @@ def fit_normalization(array: np.ndarray, modality: str) -> Normalization:
     ConfigError
         Unknown ``modality``.
     InputError
-        NaN/Inf voxels, or X-ray values above 65535.
+        Empty array, NaN/Inf voxels, or X-ray values above 65535.
 
     Notes
     -----
@@ -190,6 +190,9 @@ def fit_normalization(array: np.ndarray, modality: str) -> Normalization:
     """
     modality = canonical_modality(modality)
     values = np.asarray(array)
+    if values.size == 0:
+        raise InputError(rule_message("array", "must hold at least one voxel", tuple(values.shape),
+                                      "Pass the volume's voxels (Volume.array)."))
     bad = int(np.count_nonzero(~np.isfinite(values))) if values.dtype.kind == "f" else 0
     if bad:
         raise InputError(rule_message("array", "must be finite", f"{bad} NaN/Inf voxels",
@@ -203,7 +206,7 @@ def fit_normalization(array: np.ndarray, modality: str) -> Normalization:
         return Normalization("us", scale=255.0, offset=0.0, method="us_8bit")
     if modality == "xr":
         return _fit_xr(values)
-    return _fit_mr(values.astype(np.float64, copy=False).ravel())
+    return _fit_mr(values.ravel())
 
 
 def guess_modality(volume: Volume) -> tuple[str, str]:

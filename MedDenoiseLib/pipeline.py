@@ -22,7 +22,7 @@ from .inference.progress import ProgressCallback, StopCallback
 from .inference.sliding_window import plan_windows, sliding_window_moments
 from .inference.tta import flip_set
 from .models.card import LoadedModel
-from .normalization import fit_normalization
+from .normalization import canonical_modality, fit_normalization
 from .uncertainty_labels import DEFAULT_THRESHOLDS, check_thresholds, uncertainty_labels
 from .volume import Volume
 
@@ -90,6 +90,7 @@ def denoise_volume(volume: Volume, model: LoadedModel | nn.Module, *, modality: 
                    should_stop: StopCallback | None = None) -> DenoiseResult:
     """Denoise ``volume`` (never modified) and return outputs plus a JSON-ready report."""
     options = options or InferenceOptions()
+    modality = canonical_modality(modality)
     started = time.perf_counter()
     source = np.asarray(volume.array, dtype=np.float32)
     _check_finite(source)

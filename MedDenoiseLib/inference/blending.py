@@ -10,18 +10,19 @@ import torch
 def gaussian_importance_map(roi_size: tuple[int, ...], sigma_scale: float, *, floor: float = 1e-3) -> torch.Tensor:
     """Separable Gaussian weights peaking at 1 in the patch centre.
 
-    ``sigma = sigma_scale * roi`` per axis (MONAI's convention). Weights are floored at
-    ``floor`` so that a voxel covered by a single patch edge still gets a finite,
-    well-conditioned normalisation.
+    ``sigma = sigma_scale * roi`` per axis (MONAI's convention). Each 1D profile is
+    floored at ``floor`` *before* the product, so a voxel covered only by patch edges
+    still gets a finite normalisation while the ratio between overlapping patches along
+    one axis is kept everywhere (flooring the 3D product instead would flatten the
+    weights to a uniform average near the volume's other borders and show seams).
     """
     weights = torch.ones((), dtype=torch.float32)
     for size in roi_size:
         centre = (size - 1) / 2.0
         sigma = max(sigma_scale * size, 1e-6)
         axis = torch.exp(-0.5 * ((torch.arange(size, dtype=torch.float32) - centre) / sigma) ** 2)
-        weights = weights.unsqueeze(-1) * axis
-    weights = weights / weights.max()
-    return weights.clamp_min(floor)
+        weights = weights.unsqueeze(-1) * (axis / axis.max()).clamp_min(floor)
+    return weights
 
 
 def patch_starts(image_size: int, roi: int, overlap: float) -> list[int]:

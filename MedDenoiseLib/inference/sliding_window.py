@@ -92,8 +92,8 @@ def sliding_window_moments(
         patch = padded[(slice(None), slice(None), *window)].to(sw_device)
         outputs = _predict_samples(patch, predictor, flips, mc_samples, sw_batch_size,
                                    lambda done: _tick(clock, index, done, should_stop))
-        mean = outputs.mean(dim=0).float().cpu()
-        var = outputs.var(dim=0, unbiased=False).float().cpu() if outputs.shape[0] > 1 else torch.zeros_like(mean)
+        mean = outputs.mean(dim=0)[0].float().cpu()
+        var = outputs.var(dim=0, unbiased=False)[0].float().cpu() if outputs.shape[0] > 1 else torch.zeros_like(mean)
         mean_sum[window] += weights * mean
         var_sum[window] += weights * var
         weight_sum[window] += weights

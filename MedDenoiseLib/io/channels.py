@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import logging
-
 import numpy as np
 import SimpleITK as sitk
 
 from ..errors import ConfigError, InputError, rule_message
-
-logger = logging.getLogger(__name__)
 
 #: ITU-R BT.601 luma weights for R, G, B.
 BT601_WEIGHTS = (0.299, 0.587, 0.114)

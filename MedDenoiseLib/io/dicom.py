@@ -56,7 +56,8 @@ def read_dicom_series(directory: str | Path, *, series_uid: str | None = None) -
     directory = Path(directory)
     if not any(p.is_file() for p in directory.iterdir()):
         raise InputError(
-            rule_message("path", "must be a file or a folder holding a DICOM series", str(directory) + " (empty folder)",
+            rule_message("path", "must be a file or a folder holding a DICOM series",
+                         f"{directory} (empty folder)",
                          "Point to the folder that contains the .dcm slices of one series.")
         )
     series = sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(directory))

@@ -43,11 +43,9 @@ def file_extension(path: str | Path) -> str:
 def _check_extension(path: Path, allowed: tuple[str, ...], what: str) -> str:
     extension = file_extension(path)
     if extension not in allowed:
-        raise InputError(
-            rule_message("path", f"must end with a supported extension for {what}", str(path),
-                         f"Use one of: {', '.join(allowed)}" + (" or a DICOM series folder." if what == "reading" else ".")
-                         )
-        )
+        folder = " or a DICOM series folder" if what == "reading" else ""
+        raise InputError(rule_message("path", f"must end with a supported extension for {what}", str(path),
+                                      f"Use one of: {', '.join(allowed)}{folder}."))
     return extension
 
 
@@ -226,9 +224,9 @@ def write_volume(
         try:
             writer.Execute(image)
         except RuntimeError as exc:
+            said = str(exc).strip()[-200:]
             raise InputError(rule_message("path", "must be writable", str(path),
-                                          f"Check permissions and free space (SimpleITK said: {str(exc).strip()[-200:]}).")
-                             ) from exc
+                                          f"Check permissions and free space (SimpleITK said: {said}).")) from exc
         _replace_into(temp_dir, path)
     finally:
         shutil.rmtree(temp_dir, ignore_errors=True)
