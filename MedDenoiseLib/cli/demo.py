@@ -49,9 +49,10 @@ def run(args) -> int:
     noisy = clean.with_array(noisy_tensor.numpy().astype(np.float32))
     progress = make_progress(args.progress)
     try:
-        result = denoise_volume(noisy, resolve_model(None, SAMPLE_MODALITY), modality=SAMPLE_MODALITY,
-                                options=InferenceOptions(tta=args.tta, device=args.device), progress=progress,
-                                should_stop=StopFlag().install())
+        with StopFlag() as stop:
+            result = denoise_volume(noisy, resolve_model(None, SAMPLE_MODALITY), modality=SAMPLE_MODALITY,
+                                    options=InferenceOptions(tta=args.tta, device=args.device), progress=progress,
+                                    should_stop=stop)
     finally:
         if progress is not None:
             progress.close()

@@ -41,8 +41,9 @@ def run(args: argparse.Namespace) -> int:
     loaded = resolve_model(args.model, modality)
     progress = make_progress(args.progress)
     try:
-        result = denoise_volume(volume, loaded, modality=modality, options=options, progress=progress,
-                                should_stop=StopFlag().install())
+        with StopFlag() as stop:
+            result = denoise_volume(volume, loaded, modality=modality, options=options, progress=progress,
+                                    should_stop=stop)
     finally:
         if progress is not None:
             progress.close()

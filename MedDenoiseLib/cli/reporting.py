@@ -53,15 +53,28 @@ def make_progress(kind: str):
 
 
 class StopFlag:
-    """Set by SIGINT/SIGTERM; polled by the engine between patch batches (cancel leaves no output)."""
+    """Set by SIGINT/SIGTERM while active; polled by the engine between patch batches.
+
+    Use as a context manager: the previous signal handlers come back on exit (only
+    installed from the main thread; elsewhere the flag is simply never set by signals).
+    """
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
     def __init__(self) -> None:
         self.event = threading.Event()
+        self._previous: dict = {}
 
-    def install(self) -> "StopFlag":
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, lambda *_: self.event.set())
+    def __enter__(self) -> "StopFlag":
+        if threading.current_thread() is threading.main_thread():
+            for sig in self.SIGNALS:
+                self._previous[sig] = signal.signal(sig, lambda *_: self.event.set())
         return self
+
+    def __exit__(self, *exc) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        self._previous.clear()
 
     def __call__(self) -> bool:
         return self.event.is_set()

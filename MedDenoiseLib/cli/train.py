@@ -35,8 +35,8 @@ def run(args) -> int:
         bar.n = step
         bar.set_postfix(loss=f"{loss:.4f}", refresh=True)
 
-    stop = StopFlag().install()
-    train(config, args.run_dir, progress=progress, should_stop=stop)
+    with StopFlag() as stop:
+        train(config, args.run_dir, progress=progress, should_stop=stop)
     bar.close()
     if args.export is not None and not stop():
         export(config, args.run_dir, args.export)

@@ -72,6 +72,8 @@ class DnCNN3d(nn.Module):
     ``x_hat = y - R(y)``; a loss on ``x_hat`` against the clean image is the same objective.
     With ``norm="none"`` the parameter count is, with ``K = kernel_depth * 9`` and ``L = depth``,
     ``(K F + F) + (L - 2)(K F^2 + F) + (K F + 1)``: 223 201 for the defaults.
+    Hidden convolutions use He initialisation as in the paper; the last convolution starts at
+    zero, so an untrained model returns its input unchanged.
 
     References
     ----------
@@ -119,6 +121,18 @@ class DnCNN3d(nn.Module):
                 layers.append(nn.Dropout3d(p))
         layers.append(nn.Conv3d(features, 1, kernel, padding=pad))
         self.net = nn.Sequential(*layers)
+        self._init_weights()
+
+    def _init_weights(self) -> None:
+        # He et al. (2015) initialisation for the ReLU layers, as in Zhang et al. (2017);
+        # the last layer starts at zero so an untrained model is the identity.
+        convs = [m for m in self.net if isinstance(m, nn.Conv3d)]
+        for conv in convs[:-1]:
+            nn.init.kaiming_normal_(conv.weight, nonlinearity="relu")
+            if conv.bias is not None:
+                nn.init.zeros_(conv.bias)
+        nn.init.zeros_(convs[-1].weight)
+        nn.init.zeros_(convs[-1].bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Denoise ``x`` of shape ``(B, 1, D, H, W)``: ``x - R(x)``; same shape, dtype and device."""

@@ -1,0 +1,56 @@
+"""Weights + model card: round trip, sha256 check, shipped-model resolution without downloads."""
+
+import json
+
+import pytest
+import torch
+
+from MedDenoiseLib.errors import WeightsError
+from MedDenoiseLib.models import build_model
+from MedDenoiseLib.models.card import load_model, save_model
+from MedDenoiseLib.models.resolve import MODELS_ENV, resolve_model
+
+
+def tiny():
+    torch.manual_seed(3)
+    return build_model("slab25d", features=8, depth=3)
+
+
+class TestCard:
+    def test_round_trip_gives_identical_outputs(self, tmp_path):
+        model = tiny().eval()
+        save_model(model, tmp_path / "m", {"name": "tiny", "modality": "mr"})
+        loaded = load_model(tmp_path / "m")
+        card = json.loads((tmp_path / "m" / "card.json").read_text())
+        assert card["architecture"]["name"] == "slab25d" and card["architecture"]["features"] == 8
+        assert len(card["sha256"]) == 64 and card["parameters"] == sum(p.numel() for p in model.parameters())
+        x = torch.rand(1, 1, 3, 16, 16)
+        torch.testing.assert_close(loaded.network(x), model(x))
+        assert loaded.name == "tiny" and not loaded.network.training
+
+    def test_tampered_weights_are_refused(self, tmp_path):
+        directory = save_model(tiny(), tmp_path / "m", {"name": "tiny"})
+        weights = directory / "model.safetensors"
+        data = bytearray(weights.read_bytes())
+        data[-1] ^= 0xFF
+        weights.write_bytes(bytes(data))
+        with pytest.raises(WeightsError, match="sha256 of .* must equal the card's"):
+            load_model(directory)
+
+    def test_missing_card(self, tmp_path):
+        with pytest.raises(WeightsError, match="must be a directory holding card.json"):
+            load_model(tmp_path)
+
+
+class TestResolve:
+    def test_shipped_name_default_and_unknown(self, tmp_path, monkeypatch):
+        save_model(tiny(), tmp_path / "mr_tiny", {"name": "mr_tiny", "modality": "mr"})
+        (tmp_path / "index.json").write_text(json.dumps({"defaults": {"mr": "mr_tiny"}}))
+        monkeypatch.setenv(MODELS_ENV, str(tmp_path))
+        assert resolve_model(None, "mr").name == "mr_tiny"
+        assert resolve_model("mr_tiny", "ct").name == "mr_tiny"
+        assert resolve_model(tmp_path / "mr_tiny", "mr").name == "mr_tiny"
+        with pytest.raises(WeightsError, match="modality needs a shipped default model"):
+            resolve_model(None, "ct")
+        with pytest.raises(WeightsError, match="must be a shipped model name or an existing model directory"):
+            resolve_model("nope", "mr")
