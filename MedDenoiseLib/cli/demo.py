@@ -12,7 +12,6 @@ import torch
 from ..io import as_float, read_volume, write_volume
 from ..metrics import psnr, ssim
 from ..models.resolve import models_root, resolve_model
-from ..noise import simulate_noise
 from ..pipeline import InferenceOptions, denoise_volume
 from ..uncertainty_labels import write_color_table
 from .figure import save_comparison_figure
@@ -41,6 +40,8 @@ def sample_path() -> Path:
 
 
 def run(args) -> int:
+    from ..noise import simulate_noise
+
     clean = read_volume(sample_path())
     clean_array = as_float(clean)
     generator = torch.Generator().manual_seed(SAMPLE_NOISE_SEED)

@@ -7,8 +7,6 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from ..training.config import dump_config, load_config
-from ..training.supervised import export, train
 from .reporting import StopFlag
 
 logger = logging.getLogger("meddenoise")
@@ -24,6 +22,9 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
+    from ..training.config import dump_config, load_config
+    from ..training.supervised import export, train
+
     config = load_config(args.config)
     if args.steps is not None:
         config.optim.steps = args.steps

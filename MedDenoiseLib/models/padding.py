@@ -141,5 +141,6 @@ def check_dropout(value: object) -> float:
 def check_choice(value: object, name: str, choices: Iterable[object]) -> None:
     """Raise ConfigError unless ``value`` is one of ``choices``."""
     allowed = list(choices)
-    if value not in allowed or isinstance(value, bool) != any(isinstance(c, bool) for c in allowed):
+    # Compare types too, so that 3.0 or True do not pass for 3 or 1.
+    if type(value) not in {type(c) for c in allowed} or value not in allowed:
         raise ConfigError(rule_message(name, f"must be one of {allowed}", value, f"Use {name}={allowed[0]!r}."))

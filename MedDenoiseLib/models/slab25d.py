@@ -21,12 +21,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ConfigError, rule_message
+from .padding import check_choice, check_dropout, check_positive_int, check_volume_batch, parameter_dtype
 from .registry import register_model
-
-
-def _check(name: str, value: int, low: int, fix: str) -> None:
-    if int(value) != value or value < low:
-        raise ConfigError(rule_message(name, f"must be an integer >= {low}", value, fix))
 
 
 def _norm(kind: str, channels: int) -> nn.Module:
@@ -68,12 +64,12 @@ class Slab25D(nn.Module):
     def __init__(self, context: int = 1, features: int = 48, depth: int = 8, downscale: int = 2,
                  norm: str = "batch", dropout: float = 0.0, noise_map: bool = False) -> None:
         super().__init__()
-        _check("context", context, 0, "Use 1 for a 3-slice input.")
-        _check("features", features, 1, "Use 48.")
-        _check("depth", depth, 3, "Use 8.")
-        _check("downscale", downscale, 1, "Use 2.")
-        if not 0.0 <= dropout < 1.0:
-            raise ConfigError(rule_message("dropout", "must be in [0, 1)", dropout, "Use 0.1 for MC dropout."))
+        check_positive_int(context, "context", minimum=0)
+        check_positive_int(features, "features")
+        check_positive_int(depth, "depth", minimum=3)
+        check_positive_int(downscale, "downscale")
+        check_choice(norm, "norm", ("batch", "group", "none"))
+        dropout = check_dropout(dropout)
         self.context, self.downscale = int(context), int(downscale)
         self.conditions_on_noise_level = bool(noise_map)
         self.has_dropout = dropout > 0
@@ -83,12 +79,15 @@ class Slab25D(nn.Module):
             layers += [nn.Conv2d(features, features, 3, padding=1, bias=norm == "none"), _norm(norm, features),
                        nn.ReLU(inplace=True)]
         if dropout > 0:
-            layers.append(nn.Dropout2d(dropout))
+            layers.append(nn.Dropout(dropout))
         layers.append(nn.Conv2d(features, self.downscale**2, 3, padding=1))
         self.body = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor, noise_level: torch.Tensor | None = None) -> torch.Tensor:
+        check_volume_batch(x, "slab25d")
         batch, _, depth, height, width = x.shape
+        source_dtype = x.dtype
+        x = x.to(parameter_dtype(self))  # compute in the parameters' dtype, answer in the input's
         stacked = self._slice_stacks(x)  # (B*D, 2c+1, H, W)
         pad_h, pad_w = (-height) % self.downscale, (-width) % self.downscale
         if pad_h or pad_w:
@@ -99,7 +98,7 @@ class Slab25D(nn.Module):
         noise = self.body(features)
         noise = F.pixel_shuffle(noise, self.downscale) if self.downscale > 1 else noise
         noise = noise[..., :height, :width].reshape(batch, depth, height, width).unsqueeze(1)
-        return x - noise.to(x.dtype)
+        return (x - noise.to(x.dtype)).to(source_dtype)
 
     def _slice_stacks(self, x: torch.Tensor) -> torch.Tensor:
         batch, _, depth, height, width = x.shape

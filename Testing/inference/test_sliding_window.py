@@ -130,3 +130,31 @@ class TestProgressAndCancel:
         with pytest.raises(CancelledError, match="cancelled at patch 1/"):
             run(torch.rand(1, 1, 4, 32, 32), predictor, should_stop=lambda: len(calls) >= 1)
         assert len(calls) == 1
+
+
+class TestMemoryBound:
+    def test_predictor_only_ever_sees_patches(self):
+        seen = []
+
+        def predictor(x):
+            seen.append(tuple(x.shape))
+            return x
+
+        image = torch.rand(1, 1, 40, 50, 60)
+        run(image, predictor, roi=(8, 16, 16), tta=2, batch=2)
+        assert set(seen) == {(2, 1, 8, 16, 16)}
+
+    @pytest.mark.slow
+    def test_large_ct_sized_volume(self):
+        """512 x 512 x 300 (78.6 M voxels): stitched on the CPU, only 32 x 160 x 160 patches move."""
+        image = torch.zeros(1, 1, 300, 512, 512)
+        image[..., 100:200, 200:300, 200:300] = 1.0
+        shapes = set()
+
+        def predictor(x):
+            shapes.add(tuple(x.shape[2:]))
+            return x
+
+        mean, _ = run(image, predictor, roi=(32, 160, 160), tta=1, batch=1)
+        assert shapes == {(32, 160, 160)}
+        torch.testing.assert_close(mean, image, atol=1e-5, rtol=0)

@@ -1,0 +1,75 @@
+"""`meddenoise denoise` / `models`: outputs with geometry, JSON progress, clear errors, nothing half-written."""
+
+import json
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+import torch
+
+from MedDenoiseLib.cli.main import EXIT_ERROR, main
+from MedDenoiseLib.models import build_model
+from MedDenoiseLib.models.card import save_model
+from MedDenoiseLib.models.resolve import MODELS_ENV
+
+
+@pytest.fixture()
+def models_dir(tmp_path, monkeypatch):
+    torch.manual_seed(0)
+    root = tmp_path / "models"
+    save_model(build_model("slab25d", features=8, depth=3).eval(), root / "ct_tiny", {"name": "ct_tiny", "modality": "ct"})
+    (root / "index.json").write_text(json.dumps({"defaults": {"ct": "ct_tiny"}}))
+    monkeypatch.setenv(MODELS_ENV, str(root))
+    return root
+
+
+@pytest.fixture()
+def ct_file(tmp_path):
+    rng = np.random.default_rng(0)
+    array = (rng.normal(40, 20, (5, 30, 34)) - 1000 * (rng.random((5, 30, 34)) < 0.1)).astype(np.int16)
+    image = sitk.GetImageFromArray(array)
+    image.SetSpacing((0.7, 0.8, 3.0))
+    image.SetOrigin((10.0, -20.0, 5.5))
+    image.SetDirection((0.0, 1.0, 0.0, -1.0, 0.0, 0.0, 0.0, 0.0, 1.0))
+    path = tmp_path / "ct.nrrd"
+    sitk.WriteImage(image, str(path))
+    return path
+
+
+def test_denoise_writes_every_output_with_geometry(tmp_path, models_dir, ct_file, capsys):
+    out = tmp_path / "den.nrrd"
+    code = main(["denoise", str(ct_file), str(out), "--modality", "ct", "--tta", "2", "--device", "cpu",
+                 "--uncertainty", str(tmp_path / "std.nrrd"), "--uncertainty-labels", str(tmp_path / "lab.nrrd"),
+                 "--dtype", "source", "--progress", "json"])
+    assert code == 0
+    source = sitk.ReadImage(str(ct_file))
+    for name in ("den.nrrd", "std.nrrd", "lab.nrrd"):
+        image = sitk.ReadImage(str(tmp_path / name))
+        assert image.GetSize() == source.GetSize()
+        assert image.GetOrigin() == source.GetOrigin() and image.GetDirection() == source.GetDirection()
+        np.testing.assert_allclose(image.GetSpacing(), source.GetSpacing(), rtol=0, atol=1e-12)
+    assert sitk.ReadImage(str(out)).GetPixelID() == sitk.sitkInt16  # --dtype source
+    assert sitk.ReadImage(str(tmp_path / "lab.nrrd")).GetPixelID() == sitk.sitkUInt8
+    assert (tmp_path / "lab.ctbl").read_text().count("\n") == 6
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert lines[-1]["event"] == "done" and lines[-1]["report"]["model"] == "ct_tiny"
+    assert any(line["event"] == "progress" and line["tta_total"] == 2 for line in lines)
+
+
+def test_unknown_extension_is_a_clear_error(tmp_path, models_dir, caplog):
+    bad = tmp_path / "scan.xyz"
+    bad.write_bytes(b"123")
+    assert main(["denoise", str(bad), str(tmp_path / "o.nrrd"), "--modality", "ct"]) == EXIT_ERROR
+    assert "extension" in caplog.text and not (tmp_path / "o.nrrd").exists()
+
+
+def test_missing_default_model_is_a_clear_error(tmp_path, models_dir, ct_file, caplog):
+    assert main(["denoise", str(ct_file), str(tmp_path / "o.nrrd"), "--modality", "us"]) == EXIT_ERROR
+    assert "needs a shipped default model" in caplog.text and not (tmp_path / "o.nrrd").exists()
+
+
+def test_models_lists_architectures_and_shipped(models_dir, capsys):
+    assert main(["models"]) == 0
+    listing = json.loads(capsys.readouterr().out)
+    assert {"cdae", "cae", "dncnn", "resunet", "slab25d"} <= set(listing["architectures"])
+    assert listing["shipped"]["ct_tiny"]["modality"] == "ct"
