@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from . import __version__
 from .errors import ConfigError, InputError, rule_message
 from .inference.backoff import RunSettings, run_with_backoff
 from .inference.device import autocast_context, resolve_device
@@ -122,8 +123,15 @@ def denoise_volume(volume: Volume, model: LoadedModel | nn.Module, *, modality: 
     report = _report(options, card, norm, used, plan.patches, events, sigma, started)
     logger.info("denoised %s on %s in %.1f s (%d patches x %d views)", source.shape, used.device,
                 report["seconds"], plan.patches, plan.samples_per_patch)
-    return DenoiseResult(volume.with_array(denoised), volume.with_array(std),
-                         volume.with_array(labels), sigma, report)
+    return DenoiseResult(_derived(volume, denoised, "denoised"), _derived(volume, std, "uncertainty std"),
+                         _derived(volume, labels, "uncertainty labels"), sigma, report)
+
+
+def _derived(volume: Volume, array: np.ndarray, what: str) -> Volume:
+    """An output on the input's grid; keeps Modality but never the source's UIDs (it is a new, derived image)."""
+    metadata = {k: v for k, v in volume.metadata.items() if k == "Modality"}
+    metadata["DerivedBy"] = f"MedDenoise {__version__}: {what}"
+    return Volume(array=array, geometry=volume.geometry, source_dtype=volume.source_dtype, metadata=metadata)
 
 
 def _check_finite(source: np.ndarray) -> None:
@@ -145,8 +153,9 @@ def _check_model_fits(network: nn.Module, card: dict, modality: str, options: In
 def _constant_result(volume, source, options, norm, card, started) -> DenoiseResult:
     zeros = np.zeros_like(source, dtype=np.float32)
     report = _report(options, card, norm, None, 0, ["constant input: returned unchanged"], 0.0, started)
-    return DenoiseResult(volume.with_array(source.copy()), volume.with_array(zeros),
-                         volume.with_array(zeros.astype(np.uint8)), 0.0, report)
+    return DenoiseResult(_derived(volume, source.copy(), "denoised (constant input, unchanged)"),
+                         _derived(volume, zeros, "uncertainty std"),
+                         _derived(volume, zeros.astype(np.uint8), "uncertainty labels"), 0.0, report)
 
 
 def _report(options, card, norm, used, patches, events, sigma, started) -> dict:

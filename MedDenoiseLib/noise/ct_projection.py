@@ -29,7 +29,7 @@ __all__ = ["add_ct_projection_noise", "CTProjectionNoise", "RandomCTProjectionNo
 ProgressCallback = Callable[[int, int, str], None]
 
 
-def _validated(**kwargs: Any) -> dict[str, Any]:
+def check_ct_options(**kwargs: Any) -> dict[str, Any]:
     """Check the physical parameters shared by the function, module and sampler."""
     out = {
         "n0_photons": check_number("n0_photons", kwargs["n0_photons"], low=0.0, low_open=True,
@@ -48,7 +48,7 @@ def _validated(**kwargs: Any) -> dict[str, Any]:
     return out
 
 
-def _check_dose(dose_fraction: object, name: str = "dose_fraction") -> float:
+def check_dose_fraction(dose_fraction: object, name: str = "dose_fraction") -> float:
     return check_number(name, dose_fraction, low=0.0, high=1.0, low_open=True,
                         fix="It is the fraction of the full-dose photon count, e.g. 0.25 for quarter dose.")
 
@@ -146,8 +146,8 @@ def add_ct_projection_noise(
     """
     check_input(x)
     check_generator(generator, x)
-    dose = _check_dose(dose_fraction)
-    opts = _validated(n0_photons=n0_photons, electronic_sigma=electronic_sigma, pixel_size_mm=pixel_size_mm,
+    dose = check_dose_fraction(dose_fraction)
+    opts = check_ct_options(n0_photons=n0_photons, electronic_sigma=electronic_sigma, pixel_size_mm=pixel_size_mm,
                       n_angles=n_angles, filter_name=filter_name, mu_water_per_mm=mu_water_per_mm)
     height, width = x.shape[-2:]
     if x.numel() == 0:
@@ -192,8 +192,8 @@ class CTProjectionNoise(NoiseTransform):
         mu_water_per_mm: float = MU_WATER_PER_MM,
     ) -> None:
         super().__init__()
-        self.dose_fraction = _check_dose(dose_fraction)
-        self.options = _validated(n0_photons=n0_photons, electronic_sigma=electronic_sigma,
+        self.dose_fraction = check_dose_fraction(dose_fraction)
+        self.options = check_ct_options(n0_photons=n0_photons, electronic_sigma=electronic_sigma,
                                   pixel_size_mm=pixel_size_mm, n_angles=n_angles, filter_name=filter_name,
                                   mu_water_per_mm=mu_water_per_mm)
 
@@ -241,7 +241,7 @@ class RandomCTProjectionNoise(RandomNoise):
     ) -> None:
         self.dose_range = parse_range("dose_range", dose_range, low=0.0, high=1.0, low_open=True,
                                       fix="Dose fractions are in (0, 1], e.g. (0.10, 0.25).")
-        self.options = _validated(n0_photons=n0_photons, electronic_sigma=electronic_sigma,
+        self.options = check_ct_options(n0_photons=n0_photons, electronic_sigma=electronic_sigma,
                                   pixel_size_mm=pixel_size_mm, n_angles=n_angles, filter_name=filter_name,
                                   mu_water_per_mm=mu_water_per_mm)
 

@@ -40,12 +40,19 @@ class PatchSampler:
         self.pairs: list[NoisyPair] = []
         self.records: list[dict] = []
 
-    def refresh(self) -> None:
-        self.pairs = [self._noisy_pair(clean) for clean in self.clean]
+    def refresh(self, index: int) -> None:
+        """New noise realisations for refresh number ``index``.
+
+        Their generator is seeded from (config seed, index) rather than drawn from the
+        batch generator, so a run resumed from a checkpoint rebuilds exactly the pairs
+        the uninterrupted run was using.
+        """
+        generator = torch.Generator().manual_seed((self.config.seed * 1_000_003 + index) % 2**63)
+        self.pairs = [self._noisy_pair(clean, generator) for clean in self.clean]
         self.records = [p.record for p in self.pairs]
 
-    def _noisy_pair(self, clean: torch.Tensor) -> NoisyPair:
-        noisy, record = self.noise(clean, generator=self.generator)
+    def _noisy_pair(self, clean: torch.Tensor, generator: torch.Generator) -> NoisyPair:
+        noisy, record = self.noise(clean, generator=generator)
         norm = fit_normalization(noisy.numpy(), self.config.noise.modality)
         noisy_n = torch.from_numpy(norm.forward(noisy.numpy()))
         clean_n = torch.from_numpy(norm.forward(clean.numpy()))

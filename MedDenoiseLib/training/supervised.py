@@ -28,14 +28,21 @@ def lr_at(step: int, config: TrainConfig) -> float:
     return o.lr * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
 
 
+def _seeded_model(config: TrainConfig):
+    """Build the network with weights initialised from ``config.seed`` (torch's RNG forked, not touched)."""
+    arch = dict(config.model)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(config.seed)
+        return build_model(arch.pop("name"), **arch)
+
+
 def train(config: TrainConfig, run_dir: str | Path, *, progress=None, should_stop=None) -> Path:
     """Train (or resume) until ``config.optim.steps``; returns the checkpoint directory."""
     run_dir = Path(run_dir)
     ckpt = run_dir / "checkpoint"
     if config.threads:
         torch.set_num_threads(config.threads)
-    arch = dict(config.model)
-    model = build_model(arch.pop("name"), **arch)
+    model = _seeded_model(config)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.optim.lr, weight_decay=config.optim.weight_decay)
     generator = torch.Generator().manual_seed(config.seed)
     step, history = 0, []
@@ -50,7 +57,7 @@ def train(config: TrainConfig, run_dir: str | Path, *, progress=None, should_sto
     model.train()
     while step < config.optim.steps:
         if step % config.data.refresh_every == 0 or not sampler.pairs:
-            sampler.refresh()
+            sampler.refresh(step // config.data.refresh_every)
         noisy, clean = sampler.batch()
         for group in optimizer.param_groups:
             group["lr"] = lr_at(step, config)
@@ -62,7 +69,7 @@ def train(config: TrainConfig, run_dir: str | Path, *, progress=None, should_sto
         torch.nn.utils.clip_grad_norm_(model.parameters(), config.optim.grad_clip)
         optimizer.step()
         step += 1
-        window_loss.append(float(loss))
+        window_loss.append(float(loss.detach()))
         if step % config.checkpoint_every == 0 or step == config.optim.steps:
             history.append({"step": step, "loss": sum(window_loss) / len(window_loss), "lr": lr_at(step - 1, config),
                             "seconds": round(time.perf_counter() - started, 1)})
@@ -71,7 +78,7 @@ def train(config: TrainConfig, run_dir: str | Path, *, progress=None, should_sto
                             config=config.model_dump(mode="json"), history=history)
             logger.info("step %d loss %.5f", step, history[-1]["loss"])
         if progress is not None:
-            progress(step, config.optim.steps, float(loss))
+            progress(step, config.optim.steps, window_loss[-1] if window_loss else float(loss.detach()))
         if should_stop is not None and should_stop():
             break
     return ckpt

@@ -39,6 +39,14 @@ class TestDenoiseVolume:
         assert result.denoised.array.dtype == np.float32
         assert result.report["patches"] >= 1 and result.report["tta"] == 2
 
+    def test_outputs_are_marked_derived_without_source_uids(self):
+        volume = mr_volume()
+        volume.metadata.update(Modality="MR", SeriesInstanceUID="1.2.3.4")
+        result = denoise_volume(volume, small_model(), modality="mr", options=InferenceOptions(**FAST))
+        assert result.denoised.metadata["Modality"] == "MR"
+        assert "SeriesInstanceUID" not in result.denoised.metadata
+        assert result.labels.metadata["DerivedBy"].startswith("MedDenoise ")
+
     def test_uncertainty_is_in_input_units(self):
         """Scaling the input by 10 scales the std map by 10 (normalisation is undone)."""
         volume = mr_volume()

@@ -1,0 +1,223 @@
+"""The module's logic without Slicer's application: what ``MedDenoiseLogic`` inherits.
+
+Everything here runs on ``slicer-core`` (tests) and inside Slicer (GUI and Python console)::
+
+    logic = slicer.util.getModuleLogic("MedDenoise")
+    denoised, uncertainty, report = logic.denoise(volumeNode, modality="mr", tta=8)
+    results = logic.denoiseFiles(["/data/a.nii.gz", "/data/b.nrrd"], "/data/out", modality="mr")
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Sequence
+
+from . import views
+from .batch import FileResult, denoise_files
+from .job import DenoiseJob, DenoiseSettings, WorkerLauncher
+from .modality import guess_node_modality
+from .models import ModelInfo, default_model_name, shipped_models, verify_model
+from .nodes import OutputNodes
+from .protocol import MODALITIES, UNCERTAINTY_METHODS
+
+logger = logging.getLogger(__name__)
+ADAPT_ISSUE = "issue 3 (self-supervised 'meddenoise adapt')"
+
+
+class DenoiseLogic:
+    """Start, finish and batch MedDenoise runs; all arguments are explicit (no widget state).
+
+    Parameters
+    ----------
+    launcher : WorkerLauncher, optional
+        How the worker process is started (default ``PythonSlicer`` + the module's worker script).
+    """
+
+    def __init__(self, launcher: WorkerLauncher | None = None) -> None:
+        self.launcher = launcher
+
+    # -- choices ---------------------------------------------------------------------------------
+    def workerLauncher(self) -> WorkerLauncher:
+        """The launcher in use (created on first use, so nothing starts at import)."""
+        if self.launcher is None:
+            self.launcher = WorkerLauncher()
+        return self.launcher
+
+    def guessModality(self, volumeNode) -> tuple[str, str]:
+        """``(modality, reason)`` from the DICOM Modality attribute or the intensity range."""
+        return guess_node_modality(volumeNode)
+
+    def availableModels(self, modality: str | None = None) -> list[ModelInfo]:
+        """Shipped models (of ``modality`` when given)."""
+        return shipped_models(modality)
+
+    def defaultModel(self, modality: str) -> str | None:
+        """Name of the modality's default shipped model, or None."""
+        return default_model_name(modality)
+
+    def verifyModel(self, path: str) -> ModelInfo:
+        """Check an imported model directory (card, weights, sha256); raises ModelError."""
+        return verify_model(path)
+
+    @staticmethod
+    def mcDropoutSamples(uncertaintyMethod: str, samples: int = 8) -> int:
+        """Monte-Carlo dropout samples the engine gets for an uncertainty method.
+
+        Raises
+        ------
+        ValueError
+            For an unknown method, or ``"model"`` (no shipped model has its own uncertainty output yet).
+        """
+        if uncertaintyMethod not in UNCERTAINTY_METHODS:
+            raise ValueError(f"uncertaintyMethod must be one of {UNCERTAINTY_METHODS}; got {uncertaintyMethod!r}. "
+                             "Use 'tta' (spread over flips).")
+        if uncertaintyMethod == "model":
+            raise ValueError("uncertaintyMethod 'model' needs a model that outputs its own uncertainty; the engine "
+                             "and the shipped models do not provide one yet. Use 'tta' or 'mcdropout'.")
+        if uncertaintyMethod == "mcdropout":
+            if int(samples) < 2:
+                raise ValueError(f"MC dropout needs at least 2 samples; got {samples}. Use 8.")
+            return int(samples)
+        return 0
+
+    # -- one volume ------------------------------------------------------------------------------
+    def startDenoise(self, volumeNode, *, modality: str | None = None, tta: int = 8, device: str = "auto",
+                     model: str | None = None, mcDropout: int = 0, uncertaintyMethod: str | None = None,
+                     outputVolume=None, uncertaintyVolume=None, tempRoot: str | None = None) -> DenoiseJob:
+        """Export ``volumeNode`` and start the worker; returns the running :class:`DenoiseJob`.
+
+        ``modality=None`` guesses it; ``uncertaintyMethod`` (``"tta"``/``"mcdropout"``), when
+        given, decides ``mcDropout`` (``"mcdropout"`` keeps ``mcDropout`` or uses 8).
+
+        Raises
+        ------
+        ValueError
+            Invalid input or choices (e.g. the output node is the input node).
+        """
+        if volumeNode is None:
+            raise ValueError("select an input volume.")
+        for name, node in (("output volume", outputVolume), ("uncertainty label map", uncertaintyVolume)):
+            if node is not None and node is volumeNode:
+                raise ValueError(f"the {name} must differ from the input volume (the source is never overwritten); "
+                                 "choose 'Create new' in the output selector.")
+        if outputVolume is not None and outputVolume.IsA("vtkMRMLLabelMapVolumeNode"):
+            raise ValueError("the output volume must be a scalar volume, not a label map; choose 'Create new'.")
+        if modality is None:
+            modality, reason = self.guessModality(volumeNode)
+            logger.info("MedDenoise: modality guessed as %s (%s)", modality, reason)
+        if modality not in MODALITIES:
+            raise ValueError(f"modality must be one of {MODALITIES}; got {modality!r}. Use e.g. 'mr'.")
+        if uncertaintyMethod is not None:
+            mcDropout = self.mcDropoutSamples(uncertaintyMethod, mcDropout or 8)
+        settings = DenoiseSettings(modality=modality, tta=int(tta), device=device, model=model or None,
+                                   mc_dropout=int(mcDropout))
+        job = DenoiseJob(volumeNode, settings, launcher=self.workerLauncher(), output_node=outputVolume,
+                         labels_node=uncertaintyVolume, temp_root=tempRoot)
+        return job.start()
+
+    def finishDenoise(self, job: DenoiseJob, *, showResult: bool = True, opacity: float = 0.5) -> OutputNodes:
+        """Import the outputs of a finished job; with ``showResult`` set the compare layers.
+
+        Raises RunCancelled or WorkerError like :meth:`DenoiseJob.finish`.
+        """
+        outputs = job.finish()
+        if showResult:
+            views.show_compare(job.volume_node, outputs.denoised, outputs.uncertainty, opacity=opacity)
+        return outputs
+
+    def denoise(self, volumeNode, *, modality: str | None = None, tta: int = 8, device: str = "auto",
+                model: str | None = None, mcDropout: int = 0, uncertaintyMethod: str | None = None,
+                outputVolume=None, uncertaintyVolume=None, wait: bool = True, showResult: bool = True,
+                opacity: float = 0.5, tempRoot: str | None = None):
+        """Denoise one volume node.
+
+        Parameters
+        ----------
+        volumeNode : vtkMRMLScalarVolumeNode
+            Input; never modified.
+        modality : {"ct", "mr", "us", "xr"}, optional
+            Guessed from DICOM Modality / intensities when None.
+        tta : {1, 2, 4, 8}
+            Flip passes (uncertainty = spread over them).
+        device : {"auto", "cuda", "cpu"}
+            ``"cpu"`` hides the GPUs from the worker (``CUDA_VISIBLE_DEVICES=-1``).
+        model : str, optional
+            Shipped model name or model directory; default the modality's shipped model.
+        mcDropout : int
+            Monte-Carlo dropout samples per flip (0 = off).
+        uncertaintyMethod : {"tta", "mcdropout"}, optional
+            Overrides ``mcDropout`` as in the panel.
+        outputVolume, uncertaintyVolume : optional
+            Existing nodes to fill instead of new ``"<input> denoised"`` / ``"<input> uncertainty"``.
+        wait : bool
+            True: block until done (progress is logged) and return the nodes; False: return the
+            running job (``job.poll()``, ``job.cancel()``, then ``logic.finishDenoise(job)``).
+        showResult : bool
+            Set the compare layers (original / denoised at ``opacity`` / uncertainty labels).
+
+        Returns
+        -------
+        OutputNodes or DenoiseJob
+            ``(denoised, uncertainty, report)`` when ``wait``; the job otherwise.
+
+        Raises
+        ------
+        ValueError, RunCancelled, WorkerError
+
+        Examples
+        --------
+        In Slicer's Python console::
+
+            logic = slicer.util.getModuleLogic("MedDenoise")
+            denoised, uncertainty, report = logic.denoise(getNode("MRHead"), modality="mr", tta=8)
+        """
+        job = self.startDenoise(volumeNode, modality=modality, tta=tta, device=device, model=model,
+                                mcDropout=mcDropout, uncertaintyMethod=uncertaintyMethod, outputVolume=outputVolume,
+                                uncertaintyVolume=uncertaintyVolume, tempRoot=tempRoot)
+        if not wait:
+            return job
+        job.wait()
+        return self.finishDenoise(job, showResult=showResult, opacity=opacity)
+
+    # -- files -----------------------------------------------------------------------------------
+    def denoiseFiles(self, inputPaths: Sequence[str], outputDir: str, *, modality: str | None = None, tta: int = 8,
+                     device: str = "auto", model: str | None = None, mcDropout: int = 0,
+                     stopOnError: bool = False) -> list[FileResult]:
+        """Denoise files into ``outputDir`` (``<name>_denoised``, ``<name>_uncertainty``); progress is logged.
+
+        ``modality=None`` lets the engine guess each file. Returns one FileResult per input
+        (``.ok``, ``.denoised``, ``.uncertainty``, ``.report``, ``.error``).
+        """
+        if isinstance(inputPaths, (str, bytes)):
+            inputPaths = [inputPaths]
+        if modality is not None and modality not in MODALITIES:
+            raise ValueError(f"modality must be one of {MODALITIES} or None (guess per file); got {modality!r}.")
+        settings = DenoiseSettings(modality=modality, tta=int(tta), device=device, model=model or None,
+                                   mc_dropout=int(mcDropout))
+        return denoise_files(list(inputPaths), outputDir, settings=settings, launcher=self.workerLauncher(),
+                             stop_on_error=stopOnError)
+
+    # -- compare ---------------------------------------------------------------------------------
+    def setForegroundOpacity(self, scene, opacity: float) -> int:
+        """Fade every slice view between original (0) and denoised (1)."""
+        return views.set_foreground_opacity(scene, opacity)
+
+    def showCompare(self, source, denoised, uncertainty=None, *, opacity: float = 0.5) -> list:
+        """Background original, foreground denoised at ``opacity``, label layer uncertainty."""
+        return views.show_compare(source, denoised, uncertainty, opacity=opacity)
+
+    def showSideBySide(self, source, denoised, uncertainty=None) -> bool:
+        """Original left (Red), denoised right (Yellow), linked."""
+        return views.show_side_by_side(source, denoised, uncertainty)
+
+    # -- adapt -----------------------------------------------------------------------------------
+    def adapt(self, volumeNode, **kwargs):
+        """Self-supervised fine-tuning on this scan (``meddenoise adapt``).
+
+        Raises
+        ------
+        NotImplementedError
+            Always, until the engine gains ``meddenoise adapt`` (tracked in issue 3).
+        """
+        raise NotImplementedError(f"'Adapt to this scan' needs the engine command 'meddenoise adapt', which does not "
+                                  f"exist yet ({ADAPT_ISSUE}). Denoise with a shipped model for now.")

@@ -1,0 +1,155 @@
+"""Default noise model per imaging modality, driven by one scalar "level".
+
+=========  =====================  ===================================================
+modality   level                  meaning (default training range)
+=========  =====================  ===================================================
+``ct``     ``dose_fraction``      fraction of full-dose photons, (0, 1]; lower is
+                                  noisier (0.10-0.25); projection-domain model, or
+                                  the image-domain approximation with ``fast=True``
+``mr``     ``sigma_percent``      Rician sigma in % of the image maximum, [0, 100];
+                                  higher is noisier (1-15)
+``us``     ``looks``              speckle looks L >= 1; lower is noisier (1-8)
+``xr``     ``dose_fraction``      fraction of full-dose exposure, (0, 1]; lower is
+                                  noisier (0.10-0.50)
+=========  =====================  ===================================================
+
+Extra keyword options go to the underlying model (e.g. ``pixel_size_mm`` for CT,
+``n_coils`` for MR, ``photons_at_max`` for X-ray).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import torch
+
+from ..errors import ConfigError, rule_message
+from .base import RandomNoise
+from .ct_image import RandomCTImageNoise, add_ct_image_noise
+from .ct_projection import RandomCTProjectionNoise, add_ct_projection_noise
+from .rician import RandomRicianNoise, add_rician_noise
+from .speckle import RandomSpeckleNoise, add_speckle_noise
+from .xray import RandomXRayNoise, add_xray_noise
+
+__all__ = ["MODALITIES", "LEVELS", "MODALITY_NOISE", "noise_level_name", "random_modality_noise", "simulate_noise"]
+
+MODALITIES = ("ct", "mr", "us", "xr")
+
+
+class LevelInfo(NamedTuple):
+    """What the scalar noise level means for a modality."""
+
+    name: str
+    description: str
+    default_range: tuple[float, float]
+
+
+LEVELS: dict[str, LevelInfo] = {
+    "ct": LevelInfo("dose_fraction", "fraction of the full-dose photon count, (0, 1]; lower is noisier", (0.10, 0.25)),
+    "mr": LevelInfo("sigma_percent", "Rician sigma in percent of the image maximum, [0, 100]; higher is noisier",
+                    (1.0, 15.0)),
+    "us": LevelInfo("looks", "number of speckle looks, >= 1; lower is noisier", (1.0, 8.0)),
+    "xr": LevelInfo("dose_fraction", "fraction of the full-dose exposure, (0, 1]; lower is noisier", (0.10, 0.50)),
+}
+
+
+def _ct_sampler(level_range: Any, fast: bool, **options: Any) -> RandomNoise:
+    kind = RandomCTImageNoise if fast else RandomCTProjectionNoise
+    return kind(level_range, **options)
+
+
+def _mr_sampler(level_range: Any, fast: bool, **options: Any) -> RandomNoise:
+    return RandomRicianNoise(level_range, **options)
+
+
+def _us_sampler(level_range: Any, fast: bool, **options: Any) -> RandomNoise:
+    return RandomSpeckleNoise(level_range, **options)
+
+
+def _xr_sampler(level_range: Any, fast: bool, **options: Any) -> RandomNoise:
+    return RandomXRayNoise(level_range, **options)
+
+
+MODALITY_NOISE: dict[str, Callable[..., RandomNoise]] = {
+    "ct": _ct_sampler,
+    "mr": _mr_sampler,
+    "us": _us_sampler,
+    "xr": _xr_sampler,
+}
+"""modality -> factory ``(level_range, fast, **options) -> Random*`` sampler."""
+
+
+def _modality(modality: object) -> str:
+    key = modality.lower() if isinstance(modality, str) else modality
+    if key not in MODALITY_NOISE:
+        raise ConfigError(
+            rule_message("modality", f"must be one of {list(MODALITIES)} (case-insensitive)", modality,
+                         "Map DICOM CR/DX to 'xr' and MR/CT/US to their lower-case names.")
+        )
+    return str(key)
+
+
+def noise_level_name(modality: str) -> str:
+    """Name of the parameter that "level" sets for ``modality``.
+
+    ``"dose_fraction"`` (ct, xr), ``"sigma_percent"`` (mr) or ``"looks"`` (us); see
+    :data:`LEVELS` for the meaning and default range.
+    """
+    return LEVELS[_modality(modality)].name
+
+
+def random_modality_noise(
+    modality: str,
+    *,
+    level_range: float | tuple[float, float] | None = None,
+    fast: bool = False,
+    **options: Any,
+) -> RandomNoise:
+    """Sampler drawing a noise level uniformly in ``level_range`` for ``modality``.
+
+    Parameters
+    ----------
+    modality : {"ct", "mr", "us", "xr"}
+        Case-insensitive.
+    level_range : float or (float, float), optional
+        Range of the level (see :data:`LEVELS`); default the modality's wide range.
+    fast : bool
+        CT only: use the image-domain approximation instead of projection-domain
+        simulation. Other modalities are already cheap and ignore it.
+    **options
+        Fixed parameters of the underlying sampler.
+
+    Raises
+    ------
+    ConfigError
+        Unknown modality, a range outside the level's domain, or a bad option.
+    """
+    key = _modality(modality)
+    chosen = LEVELS[key].default_range if level_range is None else level_range
+    return MODALITY_NOISE[key](chosen, bool(fast), **options)
+
+
+def simulate_noise(
+    modality: str,
+    x: torch.Tensor,
+    *,
+    level: float,
+    generator: torch.Generator,
+    fast: bool = False,
+    **options: Any,
+) -> torch.Tensor:
+    """Apply the modality's noise model at a fixed ``level`` (see :data:`LEVELS`).
+
+    ``x`` is in the modality's units: HU (ct), magnitude (mr), B-mode grey levels in
+    [0, 255] (us), linear detector values (xr).
+    """
+    key = _modality(modality)
+    if key == "ct":
+        simulate = add_ct_image_noise if fast else add_ct_projection_noise
+        return simulate(x, level, generator=generator, **options)
+    if key == "mr":
+        return add_rician_noise(x, generator=generator, sigma_percent=level, **options)
+    if key == "us":
+        return add_speckle_noise(x, level, generator=generator, **options)
+    return add_xray_noise(x, level, generator=generator, **options)
