@@ -89,8 +89,12 @@ class WorkerLauncher:
         return [self.python, self.script, *denoise_arguments(request)]
 
     def environment(self, request: WorkerRequest) -> dict[str, str]:
-        """Child environment: CPU forced with ``CUDA_VISIBLE_DEVICES=-1`` when asked, engine on PYTHONPATH."""
-        return worker_environment(request.device, base=self.base_environment, pythonpath=self.pythonpath)
+        """Child environment of ``request`` (see :meth:`device_environment`)."""
+        return self.device_environment(request.device)
+
+    def device_environment(self, device: str) -> dict[str, str]:
+        """Child environment: CPU forced with ``CUDA_VISIBLE_DEVICES=-1`` for ``"cpu"``, engine on PYTHONPATH."""
+        return worker_environment(device, base=self.base_environment, pythonpath=self.pythonpath)
 
     def process(self, request: WorkerRequest) -> WorkerProcess:
         """A not yet started :class:`WorkerProcess` for ``request``."""

@@ -12,9 +12,9 @@ import slicer
 
 logger = logging.getLogger(__name__)
 
-#: Default fade between original (0) and denoised (1), and label overlay opacity.
+#: Default fade between original (0) and denoised (1), and uncertainty overlay opacity (anatomy shows through).
 DEFAULT_FOREGROUND_OPACITY = 0.5
-DEFAULT_LABEL_OPACITY = 1.0
+DEFAULT_LABEL_OPACITY = 0.5
 
 
 def composite_nodes(scene, layout_name: str | None = None) -> list:

@@ -111,7 +111,8 @@ def from_record(record: Mapping[str, Any]) -> NoiseTransform:
     """
     if not isinstance(record, Mapping) or not {"name", "params", "seed"} <= set(record):
         raise ConfigError(
-            rule_message("record", "must be a mapping with keys name, params, seed", record, "Pass a record from draw().")
+            rule_message("record", "must be a mapping with keys name, params, seed", record,
+                         "Pass a record from draw().")
         )
     if record.get("version", RECORD_VERSION) != RECORD_VERSION:
         raise ConfigError(
@@ -120,7 +121,8 @@ def from_record(record: Mapping[str, Any]) -> NoiseTransform:
     name = record["name"]
     if name not in _REGISTRY:
         raise ConfigError(
-            rule_message("record['name']", f"must be one of {registered_noise_names()}", name, "Check the record source.")
+            rule_message("record['name']", f"must be one of {registered_noise_names()}", name,
+                         "Check the record source.")
         )
     params = record["params"]
     if not isinstance(params, Mapping):

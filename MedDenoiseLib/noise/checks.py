@@ -58,7 +58,8 @@ def check_input(x: object, *, name: str = "x", min_ndim: int = 2) -> None:
         )
     if x.numel() and not bool(torch.isfinite(x).all()):
         raise InputError(
-            rule_message(name, "must be finite", "a tensor with NaN or Inf", "Replace non-finite voxels before simulating noise.")
+            rule_message(name, "must be finite", "a tensor with NaN or Inf",
+                         "Replace non-finite voxels before simulating noise.")
         )
 
 
@@ -194,7 +195,7 @@ def parse_range(
     first = check_number(f"{name}[0]", value[0], **bounds)  # type: ignore[arg-type]
     second = check_number(f"{name}[1]", value[1], **bounds)  # type: ignore[arg-type]
     if first > second:
-        raise ConfigError(rule_message(name, "must satisfy min <= max", tuple(value), f"Use ({second}, {first})."))
+        raise ConfigError(rule_message(name, "must satisfy min <= max", tuple(value), f"Use ({value[1]}, {value[0]})."))
     return first, second
 
 

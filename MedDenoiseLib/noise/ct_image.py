@@ -122,6 +122,12 @@ def add_ct_image_noise(
     AAPM Report 220, "Use of water equivalent diameter for calculating patient size and
     size-specific dose estimates (SSDE) in CT", 2014. Kak & Slaney 1988, ch. 5 (noise in
     FBP reconstructions).
+
+    Examples
+    --------
+    >>> g = torch.Generator().manual_seed(0)
+    >>> add_ct_image_noise(torch.zeros(2, 16, 16), 0.25, generator=g).shape
+    torch.Size([2, 16, 16])
     """
     check_input(x)
     check_generator(generator, x)

@@ -143,6 +143,12 @@ def simulate_noise(
 
     ``x`` is in the modality's units: HU (ct), magnitude (mr), B-mode grey levels in
     [0, 255] (us), linear detector values (xr).
+
+    Examples
+    --------
+    >>> g = torch.Generator().manual_seed(0)
+    >>> simulate_noise("mr", torch.ones(1, 4, 4), level=5.0, generator=g).shape
+    torch.Size([1, 4, 4])
     """
     key = _modality(modality)
     if key == "ct":

@@ -17,14 +17,17 @@ logger = logging.getLogger(__name__)
 __all__ = ["add_rician_noise", "RicianNoise", "RandomRicianNoise", "rician_background_mean"]
 
 
-def _check_sigma_args(sigma: object, sigma_percent: object, reference: object) -> tuple[float | None, float | None, float | None]:
+def _check_sigma_args(
+    sigma: object, sigma_percent: object, reference: object
+) -> tuple[float | None, float | None, float | None]:
     if (sigma is None) == (sigma_percent is None):
         raise ConfigError(
             rule_message("sigma / sigma_percent", "exactly one must be given", (sigma, sigma_percent),
                          "Pass sigma=<absolute std> or sigma_percent=<percent of reference>, not both.")
         )
     if sigma is not None:
-        sigma = check_number("sigma", sigma, low=0.0, fix="sigma is a standard deviation in image units; 0 disables noise.")
+        sigma = check_number("sigma", sigma, low=0.0,
+                             fix="sigma is a standard deviation in image units; 0 disables noise.")
     if sigma_percent is not None:
         sigma_percent = check_number("sigma_percent", sigma_percent, low=0.0, high=100.0,
                                      fix="It is a percentage of the reference intensity; 1 to 15 is typical.")

@@ -16,7 +16,9 @@ _AMOUNT_FIX = "amount is the fraction of corrupted voxels, e.g. 0.05."
 _SVP_FIX = "salt_vs_pepper is the fraction of corrupted voxels set high, e.g. 0.5."
 
 
-def _check_args(amount: object, salt_vs_pepper: object, low: object, high: object) -> tuple[float, float, float | None, float | None]:
+def _check_args(
+    amount: object, salt_vs_pepper: object, low: object, high: object
+) -> tuple[float, float, float | None, float | None]:
     amount = check_number("amount", amount, low=0.0, high=1.0, fix=_AMOUNT_FIX)
     ratio = check_number("salt_vs_pepper", salt_vs_pepper, low=0.0, high=1.0, fix=_SVP_FIX)
     low = None if low is None else check_number("low", low)
@@ -62,6 +64,13 @@ def add_salt_pepper_noise(
     :math:`v < s`; :math:`y = low` where :math:`u < amount` and :math:`v \ge s`;
     :math:`y = x` elsewhere. The expected corrupted fraction is ``amount`` (as in
     scikit-image's ``random_noise``).
+
+    Examples
+    --------
+    >>> g = torch.Generator().manual_seed(0)
+    >>> add_salt_pepper_noise(torch.arange(4.0).reshape(2, 2), 1.0, generator=g, salt_vs_pepper=1.0)
+    tensor([[3., 3.],
+            [3., 3.]])
     """
     check_input(x)
     check_generator(generator, x)

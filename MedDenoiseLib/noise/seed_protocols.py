@@ -75,6 +75,13 @@ def add_gondara_gaussian_noise(
     r"""Gondara 2016 Gaussian protocol: :math:`y = \mathrm{clip}(x + p\,N(\mu, \sigma^2), 0, 1)`.
 
     ``p=0.3, mean=0, sigma=1.5`` is the NIT Raipur setting. ``x`` must lie in [0, 1].
+
+    Examples
+    --------
+    >>> g = torch.Generator().manual_seed(0)
+    >>> y = add_gondara_gaussian_noise(torch.full((3, 3), 0.5), 0.3, generator=g, sigma=1.5)
+    >>> bool(((y >= 0) & (y <= 1)).all())
+    True
     """
     check_input(x)
     check_generator(generator, x)

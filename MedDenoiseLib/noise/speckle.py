@@ -89,6 +89,13 @@ def add_speckle_noise(
     ----------
     Burckhardt C.B., "Speckle in ultrasound B-mode scans", IEEE Trans. Sonics Ultrason.
     25(1), 1978. Goodman J.W., "Some fundamental properties of speckle", JOSA 66(11), 1976.
+
+    Examples
+    --------
+    >>> g = torch.Generator().manual_seed(0)
+    >>> y = add_speckle_noise(torch.full((4, 4), 128.0), 4.0, generator=g)
+    >>> bool(((y >= 0) & (y <= 255)).all())
+    True
     """
     check_input(x)
     check_generator(generator, x)
@@ -159,7 +166,9 @@ def _check_clip(clip_range: object) -> list[float] | None:
     if clip_range is None:
         return None
     if not isinstance(clip_range, Sequence) or isinstance(clip_range, str) or len(clip_range) != 2:
-        raise ConfigError(rule_message("clip_range", "must be None or a (low, high) pair", clip_range, "E.g. (0, 255)."))
+        raise ConfigError(
+            rule_message("clip_range", "must be None or a (low, high) pair", clip_range, "E.g. (0, 255).")
+        )
     low = check_number("clip_range[0]", clip_range[0])
     high = check_number("clip_range[1]", clip_range[1])
     if low >= high:
@@ -217,7 +226,9 @@ class RandomMultiplicativeNoise(RandomNoise):
 
     transform_type = MultiplicativeNoise
 
-    def __init__(self, variance_range: float | tuple[float, float], *, clip_range: Sequence[float] | None = None) -> None:
+    def __init__(
+        self, variance_range: float | tuple[float, float], *, clip_range: Sequence[float] | None = None
+    ) -> None:
         self.variance_range = parse_range("variance_range", variance_range, low=0.0, fix="E.g. (0.01, 0.1).")
         self.clip_range = _check_clip(clip_range)
 

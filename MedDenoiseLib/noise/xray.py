@@ -16,7 +16,9 @@ __all__ = ["add_xray_noise", "XRayNoise", "RandomXRayNoise"]
 _DOSE_FIX = "It is the fraction of the full-dose exposure, e.g. 0.25 for quarter dose."
 
 
-def _check_params(photons_at_max: object, electronic_sigma: object, reference: object) -> tuple[float, float, float | None]:
+def _check_params(
+    photons_at_max: object, electronic_sigma: object, reference: object
+) -> tuple[float, float, float | None]:
     photons = check_number("photons_at_max", photons_at_max, low=0.0, low_open=True,
                            fix="Detected quanta at the brightest pixel at full dose, e.g. 1e4.")
     electronic = check_number("electronic_sigma", electronic_sigma, low=0.0,
@@ -84,6 +86,13 @@ def add_xray_noise(
     ----------
     Foi A. et al., IEEE TIP 17(10), 2008. Bushberg J.T. et al., *The Essential Physics of
     Medical Imaging*, 3rd ed., 2012, ch. 4 and 7 (quantum noise in radiography).
+
+    Examples
+    --------
+    >>> g = torch.Generator().manual_seed(0)
+    >>> y = add_xray_noise(torch.full((2, 3), 100.0), 0.5, generator=g, electronic_sigma=0.0)
+    >>> y.shape, bool((y >= 0).all())
+    (torch.Size([2, 3]), True)
     """
     check_input(x)
     check_generator(generator, x)

@@ -1,66 +1,70 @@
-"""Validated, versioned training configuration (pydantic v2, extra keys forbidden)."""
+"""Validated, versioned training configuration (pydantic v2, extra keys forbidden).
+
+One root object, :class:`TrainConfig`, holds every choice of a run; YAML in and out with
+:func:`load_config` / :func:`dump_config`. Cross-field rules are one small validator each and
+their messages name the field, the rule, the value and a fix. For the common cases use the
+factories in :mod:`MedDenoiseLib.training.factories`.
+"""
 
 from __future__ import annotations
 
 import secrets
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Optional
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, ValidationError, model_validator
 
-Modality = Literal["ct", "mr", "us", "xr"]
+from ..errors import ConfigError, rule_message
+from .config_sections import (
+    Algorithm,
+    AugmentConfig,
+    DataConfig,
+    LogConfig,
+    LossConfig,
+    MaskingConfig,
+    Modality,
+    NoiseConfig,
+    OptimConfig,
+    ValidationConfig,
+    _Strict,
+)
 
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
-
-
-class DataConfig(_Strict):
-    """Training volumes and patch sampling."""
-
-    train: list[str] = Field(min_length=1)
-    """Volume paths (only files listed in ../shared/data/manifest.json for shipped models)."""
-    patch_size: tuple[int, int, int] = (5, 96, 96)
-    """(D, H, W) training patch; the loss ignores ``loss_margin`` slices at each depth end."""
-    loss_margin: int = Field(default=1, ge=0)
-    batch_size: int = Field(default=16, ge=1)
-    slice_strides: tuple[int, ...] = (1,)
-    """Take every s-th slice (s drawn from this list) to mimic thicker slices."""
-    foreground_fraction: float = Field(default=0.8, ge=0.0, le=1.0)
-    """Share of patches centred on voxels above the volume's 30th percentile."""
-    refresh_every: int = Field(default=25, ge=1)
-    """Steps between fresh noise realisations (with a new level) of every volume."""
+__all__ = ["Algorithm", "AugmentConfig", "DataConfig", "LogConfig", "LossConfig", "MaskingConfig", "Modality",
+           "NoiseConfig", "OptimConfig", "TrainConfig", "ValidationConfig", "dump_config", "load_config",
+           "ssim_window"]
 
 
-class NoiseConfig(_Strict):
-    modality: Modality
-    level_range: tuple[float, float]
-    fast: bool = False
-
-
-class OptimConfig(_Strict):
-    lr: float = Field(default=2e-3, gt=0)
-    weight_decay: float = Field(default=1e-4, ge=0)
-    warmup_steps: int = Field(default=50, ge=0)
-    steps: int = Field(default=1000, ge=1)
-    grad_clip: float = Field(default=1.0, gt=0)
+def ssim_window(sigma: float) -> int:
+    """Side of the Gaussian SSIM window for ``sigma`` (11 for 1.5, as in metrics.ssim)."""
+    return 2 * int(3.5 * sigma + 0.5) + 1
 
 
 class TrainConfig(_Strict):
-    """Root config: version, model, data, noise, optimisation, bookkeeping."""
+    """Root config: version, algorithm, model, data, noise, loss, masking, optimisation, validation, logs."""
 
     version: Literal[1] = 1
     name: str
+    algorithm: Algorithm = "supervised"
+    """``supervised`` (noisy/clean pairs), ``n2v`` (Noise2Void blind spots) or ``n2s`` (Noise2Self grid)."""
     model: dict[str, Any]
+    init: Optional[str] = None
+    """Start from these weights: a shipped model name, a model directory, or a run's checkpoint
+    directory (two-stage training: supervised pre-training, then self-supervised fine-tuning)."""
     data: DataConfig
     noise: NoiseConfig
+    loss: LossConfig = LossConfig()
+    masking: MaskingConfig = MaskingConfig()
     optim: OptimConfig = OptimConfig()
+    validation: ValidationConfig = ValidationConfig()
+    logs: LogConfig = LogConfig()
     seed: int = Field(default_factory=lambda: secrets.randbelow(2**31))
     """Drawn and saved when not given, so every run is replayable."""
     checkpoint_every: int = Field(default=50, ge=1)
     threads: int = Field(default=0, ge=0)
     """torch CPU threads (0 = leave torch's default)."""
+    device: str = "auto"
+    """'auto' (CUDA when present), 'cpu' or 'cuda[:N]'; under torchrun each rank uses its LOCAL_RANK GPU."""
 
     @model_validator(mode="after")
     def _patch_leaves_loss_slices(self) -> "TrainConfig":
@@ -76,10 +80,95 @@ class TrainConfig(_Strict):
             raise ValueError(f"model must name an architecture; got {self.model}. Add name: slab25d.")
         return self
 
+    @model_validator(mode="after")
+    def _supervised_needs_noise(self) -> "TrainConfig":
+        if self.algorithm == "supervised" and self.noise.level_range is None:
+            raise ValueError(rule_message("noise.level_range", "must be set for algorithm 'supervised'", None,
+                                          "Give the simulated noise range, e.g. [1.0, 12.0] for MR, or use "
+                                          "algorithm: n2v for already-noisy scans."))
+        return self
+
+    @model_validator(mode="after")
+    def _patient_level_split(self) -> "TrainConfig":
+        shared = sorted({_key(p) for p in self.data.train} & {_key(p) for p in self.data.validation})
+        if shared:
+            raise ValueError(rule_message("data.validation", "must not share volumes with data.train "
+                                          "(patient-level split)", shared, "Move each patient to one list only."))
+        return self
+
+    @model_validator(mode="after")
+    def _validation_has_levels(self) -> "TrainConfig":
+        if self.data.validation and self.validation.levels is None and self.noise.level_range is None:
+            raise ValueError(rule_message("validation.levels", "must be set when noise.level_range is None and "
+                                          "data.validation is not empty", None,
+                                          "List the validation noise levels, e.g. levels: [5.0] for MR."))
+        return self
+
+    @model_validator(mode="after")
+    def _ssim_window_fits(self) -> "TrainConfig":
+        window = ssim_window(self.loss.ssim_sigma)
+        in_plane = min(self.data.patch_size[1:])
+        if self.loss.ssim > 0 and in_plane < window:
+            raise ValueError(rule_message("data.patch_size (H, W)", f"must be >= the {window}-voxel SSIM window "
+                                          "when loss.ssim > 0", tuple(self.data.patch_size[1:]),
+                                          "Use larger patches or a smaller loss.ssim_sigma."))
+        return self
+
+    @model_validator(mode="after")
+    def _validation_patch_fits_metrics(self) -> "TrainConfig":
+        size = self.validation.patch_size or self.data.patch_size
+        if self.data.validation and (min(size[1:]) < 11 or size[0] - 2 * self.data.loss_margin < 1):
+            raise ValueError(rule_message("validation.patch_size", "must be >= 11 in H and W (SSIM window) and "
+                                          "deeper than 2 x data.loss_margin", tuple(size),
+                                          "Use e.g. validation.patch_size [5, 64, 64]."))
+        return self
+
+    @model_validator(mode="after")
+    def _rot90_needs_square_patch(self) -> "TrainConfig":
+        h, w = self.data.patch_size[1:]
+        if self.data.augment.rot90 and h != w:
+            raise ValueError(rule_message("data.augment.rot90", "needs a square in-plane patch (H == W)", (h, w),
+                                          "Use equal H and W, or rot90: false."))
+        return self
+
+    @model_validator(mode="after")
+    def _elastic_needs_simulated_noise(self) -> "TrainConfig":
+        if self.data.augment.elastic_probability > 0 and self.noise.level_range is None:
+            raise ValueError(rule_message("data.augment.elastic_probability", "must be 0 when the training "
+                                          "volumes are already noisy (interpolation would correlate the noise)",
+                                          self.data.augment.elastic_probability, "Set it to 0."))
+        return self
+
+    @model_validator(mode="after")
+    def _device_known(self) -> "TrainConfig":
+        if self.device != "auto" and self.device.split(":")[0] not in ("cpu", "cuda"):
+            raise ValueError(rule_message("device", "must be 'auto', 'cpu' or 'cuda[:N]'", self.device,
+                                          "Use 'auto'."))
+        return self
+
+
+def _key(path: str) -> str:
+    return str(Path(path).expanduser().resolve(strict=False))
+
 
 def load_config(path: str | Path) -> TrainConfig:
-    return TrainConfig.model_validate(yaml.safe_load(Path(path).read_text()))
+    """Read and validate a YAML config; a :class:`ConfigError` names the file, field, rule and value."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(rule_message("--config", "must be an existing YAML file", str(path),
+                                       "See configs/ for examples per modality."))
+    raw = yaml.safe_load(path.read_text())
+    try:
+        return TrainConfig.model_validate(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first["loc"]) or "config"
+        value = first.get("input")
+        value = value if len(repr(value)) <= 200 else repr(value)[:200] + "..."
+        raise ConfigError(rule_message(f"{path}: {field}", first["msg"], value,
+                                       f"Fix this entry ({exc.error_count()} problem(s) in total).")) from exc
 
 
 def dump_config(config: TrainConfig, path: str | Path) -> None:
+    """Write ``config`` as YAML (every field, including the drawn seed)."""
     Path(path).write_text(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))

@@ -3,12 +3,16 @@
 Every ``refresh_every`` steps each volume gets a fresh noise realisation at a level drawn
 from the configured range; normalisation is then fitted on the *noisy* volume, exactly as
 inference will do on a user's scan, and both noisy and clean are mapped with it.
+
+Self-supervised runs (``n2v``/``n2s``) without ``noise.level_range`` read the training volumes
+as the noisy scans themselves: there is no clean image and batches carry ``clean=None``.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import Optional
 
 import numpy as np
 import torch
@@ -16,6 +20,7 @@ import torch
 from ..io import as_float, read_volume
 from ..noise import random_modality_noise
 from ..normalization import fit_normalization
+from .augment import augment_batch, elastic_deform, isotropic_in_plane
 from .config import TrainConfig
 
 logger = logging.getLogger(__name__)
@@ -24,9 +29,40 @@ logger = logging.getLogger(__name__)
 @dataclass
 class NoisyPair:
     noisy: torch.Tensor  # (D, H, W) normalised
-    clean: torch.Tensor
+    clean: Optional[torch.Tensor]  # None for noisy-only volumes
     foreground: torch.Tensor  # flat indices of voxels above the 30th percentile
     record: dict
+    isotropic: bool = False  # in-plane spacing isotropic (rot90 allowed)
+
+
+def foreground_indices(image: torch.Tensor) -> torch.Tensor:
+    """Flat indices of voxels above the 30th percentile (estimated on <= 100 000 voxels)."""
+    threshold = torch.quantile(image.flatten()[:: max(1, image.numel() // 100_000)], 0.3)
+    return torch.nonzero(image.flatten() > threshold).flatten()
+
+
+def patch_window(shape, size: tuple[int, int, int], stride: int, centre) -> tuple:
+    """Index arrays (np.ix_) of a patch of ``size`` around ``centre``; short axes repeat edge indices."""
+    slices = []
+    for axis, (c, s, n) in enumerate(zip(centre, size, shape)):
+        step = stride if axis == 0 else 1
+        extent = (s - 1) * step + 1
+        if extent > n:  # axis too short (single slice, thin volume): repeat indices by clamping
+            idx = torch.clamp(torch.arange(s) * step + c - extent // 2, 0, n - 1)
+        else:
+            start = int(np.clip(c - extent // 2, 0, n - extent))
+            idx = torch.arange(start, start + extent, step)
+        slices.append(idx)
+    return np.ix_(*[i.numpy() for i in slices])
+
+
+def draw_centre(shape, foreground: torch.Tensor, foreground_fraction: float, generator: torch.Generator):
+    """A patch centre: a foreground voxel with probability ``foreground_fraction``, else uniform."""
+    use_fg = torch.rand((), generator=generator) < foreground_fraction
+    if use_fg and foreground.numel():
+        flat = foreground[int(torch.randint(foreground.numel(), (1,), generator=generator))]
+        return np.unravel_index(int(flat), shape)
+    return [int(torch.randint(s, (1,), generator=generator)) for s in shape]
 
 
 class PatchSampler:
@@ -34,9 +70,12 @@ class PatchSampler:
 
     def __init__(self, config: TrainConfig, generator: torch.Generator) -> None:
         self.config, self.generator = config, generator
-        self.clean = [torch.from_numpy(as_float(read_volume(p))) for p in config.data.train]
+        volumes = [read_volume(p) for p in config.data.train]
+        self.clean = [torch.from_numpy(as_float(v)) for v in volumes]
+        self.isotropic = [isotropic_in_plane(v.geometry.spacing) for v in volumes]
+        self.simulate = config.noise.level_range is not None
         self.noise = random_modality_noise(config.noise.modality, level_range=tuple(config.noise.level_range),
-                                           fast=config.noise.fast)
+                                           fast=config.noise.fast) if self.simulate else None
         self.pairs: list[NoisyPair] = []
         self.records: list[dict] = []
 
@@ -45,56 +84,49 @@ class PatchSampler:
 
         Their generator is seeded from (config seed, index) rather than drawn from the
         batch generator, so a run resumed from a checkpoint rebuilds exactly the pairs
-        the uninterrupted run was using.
+        the uninterrupted run was using. Noisy-only volumes are prepared once.
         """
+        if not self.simulate:
+            if not self.pairs:
+                self.pairs = [self._noisy_only(v, iso) for v, iso in zip(self.clean, self.isotropic)]
+                self.records = [p.record for p in self.pairs]
+            return
         generator = torch.Generator().manual_seed((self.config.seed * 1_000_003 + index) % 2**63)
-        self.pairs = [self._noisy_pair(clean, generator) for clean in self.clean]
+        self.pairs = [self._noisy_pair(clean, iso, generator) for clean, iso in zip(self.clean, self.isotropic)]
         self.records = [p.record for p in self.pairs]
 
-    def _noisy_pair(self, clean: torch.Tensor, generator: torch.Generator) -> NoisyPair:
+    def _noisy_pair(self, clean: torch.Tensor, isotropic: bool, generator: torch.Generator) -> NoisyPair:
+        augment = self.config.data.augment
+        if augment.elastic_probability > 0 and torch.rand((), generator=generator) < augment.elastic_probability:
+            clean = elastic_deform(clean, magnitude=augment.elastic_magnitude,
+                                   control_points=augment.elastic_control_points, generator=generator)
         noisy, record = self.noise(clean, generator=generator)
         norm = fit_normalization(noisy.numpy(), self.config.noise.modality)
         noisy_n = torch.from_numpy(norm.forward(noisy.numpy()))
         clean_n = torch.from_numpy(norm.forward(clean.numpy()))
-        threshold = torch.quantile(clean_n.flatten()[:: max(1, clean_n.numel() // 100_000)], 0.3)
-        return NoisyPair(noisy_n, clean_n, torch.nonzero(clean_n.flatten() > threshold).flatten(), record)
+        return NoisyPair(noisy_n, clean_n, foreground_indices(clean_n), record, isotropic)
 
-    def batch(self) -> tuple[torch.Tensor, torch.Tensor]:
+    def _noisy_only(self, noisy: torch.Tensor, isotropic: bool) -> NoisyPair:
+        norm = fit_normalization(noisy.numpy(), self.config.noise.modality)
+        noisy_n = torch.from_numpy(norm.forward(noisy.numpy()))
+        return NoisyPair(noisy_n, None, foreground_indices(noisy_n), {"noise": "as acquired"}, isotropic)
+
+    def batch(self) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
+        """One augmented batch; ``clean`` is None for noisy-only volumes."""
         d, h, w = self.config.data.patch_size
-        noisy, clean = [], []
+        noisy, clean, iso = [], [], []
         for _ in range(self.config.data.batch_size):
             pair = self.pairs[int(torch.randint(len(self.pairs), (1,), generator=self.generator))]
             stride = self.config.data.slice_strides[
                 int(torch.randint(len(self.config.data.slice_strides), (1,), generator=self.generator))]
-            window = self._window(pair, (d, h, w), stride)
+            centre = draw_centre(pair.noisy.shape, pair.foreground, self.config.data.foreground_fraction,
+                                 self.generator)
+            window = patch_window(pair.noisy.shape, (d, h, w), stride, centre)
             noisy.append(pair.noisy[window])
-            clean.append(pair.clean[window])
-        noisy_b, clean_b = torch.stack(noisy)[:, None], torch.stack(clean)[:, None]
-        return self._augment(noisy_b, clean_b)
-
-    def _window(self, pair: NoisyPair, size: tuple[int, int, int], stride: int) -> tuple:
-        shape = pair.noisy.shape
-        use_fg = torch.rand((), generator=self.generator) < self.config.data.foreground_fraction
-        if use_fg and pair.foreground.numel():
-            flat = pair.foreground[int(torch.randint(pair.foreground.numel(), (1,), generator=self.generator))]
-            centre = np.unravel_index(int(flat), shape)
-        else:
-            centre = [int(torch.randint(s, (1,), generator=self.generator)) for s in shape]
-        slices = []
-        for axis, (c, s, n) in enumerate(zip(centre, size, shape)):
-            step = stride if axis == 0 else 1
-            extent = (s - 1) * step + 1
-            if extent > n:  # axis too short (single slice, thin volume): repeat indices by clamping
-                idx = torch.clamp(torch.arange(s) * step + c - extent // 2, 0, n - 1)
-            else:
-                start = int(np.clip(c - extent // 2, 0, n - extent))
-                idx = torch.arange(start, start + extent, step)
-            slices.append(idx)
-        return np.ix_(*[i.numpy() for i in slices])
-
-    def _augment(self, noisy: torch.Tensor, clean: torch.Tensor):
-        for dim in (2, 3, 4):
-            if torch.rand((), generator=self.generator) < 0.5:
-                noisy, clean = noisy.flip(dim), clean.flip(dim)
-        scale = 0.8 + 0.4 * torch.rand((noisy.shape[0], 1, 1, 1, 1), generator=self.generator)
-        return noisy * scale, clean * scale
+            if pair.clean is not None:
+                clean.append(pair.clean[window])
+            iso.append(pair.isotropic)
+        noisy_b = torch.stack(noisy)[:, None]
+        clean_b = torch.stack(clean)[:, None] if len(clean) == len(noisy) else None
+        return augment_batch(noisy_b, clean_b, config=self.config.data.augment, isotropic=torch.tensor(iso),
+                             generator=self.generator)

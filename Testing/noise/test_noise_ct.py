@@ -69,17 +69,20 @@ class TestProjector:
     def test_single_pixel_hand_values(self):
         image = torch.zeros(5, 5, dtype=torch.float64)
         image[2, 2] = 1.0
-        sinogram = forward_project(image, 4)
+        sinogram = forward_project(image, 4)  # 0, 45, 90, 135 degrees
         centre = detector_radius(5, 5)
+        expected = torch.zeros_like(sinogram)
+        expected[[0, 2], centre] = 1.0  # the central ray crosses one pixel of unit length
+        expected[[1, 3], centre] = math.sqrt(2)  # Joseph: one row sample scaled by 1 / |cos 45|
         assert sinogram.shape == (4, 2 * centre + 1)
-        assert sinogram[0, centre] == pytest.approx(1.0) and sinogram[2, centre] == pytest.approx(1.0)
-        assert torch.allclose(sinogram.sum(dim=1), torch.ones(4, dtype=torch.float64))
+        assert torch.allclose(sinogram, expected)
 
     def test_disc_chords_and_mass(self):
         yy, xx = _coords()
         disc = (xx**2 + yy**2 <= RADIUS**2).double()
         sinogram = forward_project(disc, 30)
-        assert torch.allclose(sinogram.sum(dim=1), disc.sum().expand(30), rtol=1e-6)
+        # Joseph's point sampling conserves mass only up to aliasing of the disc edge
+        assert torch.allclose(sinogram.sum(dim=1), disc.sum().expand(30), rtol=1e-3)
         s = torch.arange(sinogram.shape[1], dtype=torch.float64) - detector_radius(SIZE, SIZE)
         inner = s.abs() < 0.8 * RADIUS
         chord = 2 * torch.sqrt(RADIUS**2 - s[inner] ** 2)
@@ -140,9 +143,10 @@ class TestCTProjectionNoise:
         assert not torch.equal(y[0, 0, 0] - x[0, 0, 0], y[0, 0, 1] - x[0, 0, 1])
 
     def test_progress_and_cancel(self):
-        x, calls = _water_phantom(3), []
-        add_ct_projection_noise(x, 0.5, generator=_gen(), n_angles=20, progress=lambda i, n, m: calls.append((i, n)))
-        assert calls == [(1, 3), (2, 3), (3, 3)]
+        x, calls = torch.zeros(3, 300, 300), []
+        add_ct_projection_noise(x, 0.5, generator=_gen(), n_angles=8, progress=lambda i, n, m: calls.append((i, n)))
+        assert calls == [(2, 3), (3, 3)]  # two 300 x 300 slices fit in one 512 x 512 group
+        x = _water_phantom(3)
         with pytest.raises(CancelledError):
             add_ct_projection_noise(x, 0.5, generator=_gen(), n_angles=20, should_stop=lambda: True)
 
@@ -184,3 +188,22 @@ class TestCTImageNoise:
         per_slice = noise.flatten(1).var(dim=1)
         se = per_slice.std().item() / math.sqrt(8)
         assert abs(per_slice.mean().item() - expected.item() ** 2) < 5 * se
+
+
+@pytest.mark.slow
+class TestCTProjectionSpeed:
+    def test_512_slice_under_2_s_on_one_core(self):
+        import time
+
+        yy, xx = _coords(512)
+        x = torch.where((xx / 220) ** 2 + (yy / 160) ** 2 <= 1, 40.0, -1000.0)[None]
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            add_ct_projection_noise(x, 0.2, generator=_gen(), n_angles=30)  # warm-up
+            start = time.perf_counter()
+            add_ct_projection_noise(x, 0.2, generator=_gen(), n_angles=360)
+            elapsed = time.perf_counter() - start
+        finally:
+            torch.set_num_threads(threads)
+        assert elapsed < 2.0, f"{elapsed:.2f} s for one 512 x 512 slice with 360 views"

@@ -67,7 +67,8 @@ class TestGondaraGaussian:
 
     def test_nit_raipur_clips_to_unit_interval(self):
         transform = seed_protocol("nit_raipur")
-        assert isinstance(transform, GondaraGaussianNoise) and transform.params() == {"p": 0.3, "mean": 0.0, "sigma": 1.5}
+        assert isinstance(transform, GondaraGaussianNoise)
+        assert transform.params() == {"p": 0.3, "mean": 0.0, "sigma": 1.5}
         x = torch.full((200, 500), 0.5, dtype=torch.float64)
         y = transform(x, generator=_gen(1))
         assert y.min() >= 0 and y.max() <= 1

@@ -1,0 +1,421 @@
+"""MedDenoise: deep-learning denoising of CT, MR, ultrasound and X-ray volumes in 3D Slicer.
+
+The module file holds only what needs Slicer's application: metadata, the typed parameter
+node, a thin widget, the logic shim (``DenoiseLogic`` from ``MedDenoiseSlicer`` does the
+work, out of process) and the in-Slicer test. Torch is never imported here: the worker
+process (``Scripts/meddenoise_worker.py`` under ``PythonSlicer``) is the only place it runs.
+"""
+
+import logging
+import os
+import shutil
+import tempfile
+from typing import Annotated
+
+import qt
+import slicer
+import vtk
+from slicer import vtkMRMLLabelMapVolumeNode, vtkMRMLScalarVolumeNode
+from slicer.i18n import tr as _
+from slicer.i18n import translate
+from slicer.parameterNodeWrapper import Choice, WithinRange, parameterNodeWrapper
+from slicer.ScriptedLoadableModule import (ScriptedLoadableModule, ScriptedLoadableModuleLogic,
+                                           ScriptedLoadableModuleTest, ScriptedLoadableModuleWidget)
+from slicer.util import VTKObservationMixin
+
+from MedDenoiseSlicer import dependencies, selftest
+from MedDenoiseSlicer.job import RunCancelled, WorkerLauncher
+from MedDenoiseSlicer.logic import DenoiseLogic
+from MedDenoiseSlicer.nodes import ijk_to_ras
+from MedDenoiseSlicer.protocol import (DEVICE_LABELS, DEVICES, MODALITIES, MODALITY_LABELS, TTA_CHOICES,
+                                       UNCERTAINTY_LABELS, UNCERTAINTY_METHODS, Progress, format_progress,
+                                       format_report)
+
+POLL_INTERVAL_MS = 200
+
+
+class MedDenoise(ScriptedLoadableModule):
+    """Module metadata."""
+
+    def __init__(self, parent):
+        ScriptedLoadableModule.__init__(self, parent)
+        self.parent.title = _("MedDenoise")
+        self.parent.categories = [translate("qSlicerAbstractCoreModule", "Filtering")]
+        self.parent.dependencies = []
+        self.parent.contributors = ["MedDenoise contributors"]
+        self.parent.helpText = _(
+            "Denoise CT, MR, ultrasound and X-ray volumes with a 3D network, with test-time augmentation and an "
+            "uncertainty label map (low / medium / high). Runs in a separate process: the application stays "
+            "responsive and Apply becomes Cancel. From the Python console: "
+            "<code>slicer.util.getModuleLogic('MedDenoise').denoise(volumeNode, modality='mr', tta=8)</code>.")
+        self.parent.acknowledgementText = _(
+            "Built on the MedDenoiseLib engine (PyTorch, SimpleITK) and 3D Slicer's scripted module template.")
+
+
+@parameterNodeWrapper
+class MedDenoiseParameterNode:
+    """Panel state, saved with the scene. ``model`` is empty for the modality's default model."""
+
+    inputVolume: vtkMRMLScalarVolumeNode
+    modality: Annotated[str, Choice(list(MODALITIES))] = "mr"
+    model: str = ""
+    tta: Annotated[int, Choice(list(TTA_CHOICES))] = 8
+    uncertaintyMethod: Annotated[str, Choice(list(UNCERTAINTY_METHODS))] = "tta"
+    mcDropoutSamples: Annotated[int, WithinRange(2, 64)] = 8
+    device: Annotated[str, Choice(list(DEVICES))] = "auto"
+    outputVolume: vtkMRMLScalarVolumeNode
+    uncertaintyVolume: vtkMRMLLabelMapVolumeNode
+    opacity: Annotated[float, WithinRange(0.0, 1.0)] = 0.5
+
+
+class MedDenoiseWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
+    """Thin panel: reads the parameter node, starts/cancels runs, polls progress with a QTimer."""
+
+    def __init__(self, parent=None) -> None:
+        ScriptedLoadableModuleWidget.__init__(self, parent)
+        VTKObservationMixin.__init__(self)
+        self.logic = None
+        self._parameterNode = None
+        self._parameterNodeGuiTag = None
+        self._job = None
+        self._timer = None
+        self._lastInput = None
+        self._lastOutputs = None
+        self._modelsKey = None
+
+    def setup(self) -> None:
+        ScriptedLoadableModuleWidget.setup(self)
+        uiWidget = slicer.util.loadUI(self.resourcePath("UI/MedDenoise.ui"))
+        self.layout.addWidget(uiWidget)
+        self.ui = slicer.util.childWidgetVariables(uiWidget)
+        uiWidget.setMRMLScene(slicer.mrmlScene)
+        self.logic = MedDenoiseLogic()
+        self._timer = qt.QTimer()
+        self._timer.setInterval(POLL_INTERVAL_MS)
+        self._timer.connect("timeout()", self.onPollTimer)
+        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
+        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
+        self.ui.applyButton.connect("clicked(bool)", self.onApplyButton)
+        self.ui.importModelButton.connect("clicked(bool)", self.onImportModel)
+        self.ui.modelComboBox.connect("activated(int)", self.onModelChosen)
+        self.ui.sideBySideButton.connect("clicked(bool)", self.onSideBySide)
+        self.ui.adaptButton.connect("clicked(bool)", self.onAdaptButton)
+        self.initializeParameterNode()
+
+    def cleanup(self) -> None:
+        self.cancelRun()
+        self.removeObservers()
+        if self._parameterNode and self._parameterNodeGuiTag:
+            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
+            self._parameterNodeGuiTag = None
+
+    def enter(self) -> None:
+        self.initializeParameterNode()
+
+    def exit(self) -> None:
+        if self._parameterNode:
+            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
+            self._parameterNodeGuiTag = None
+            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self.updateGUIFromParameterNode)
+
+    def onSceneStartClose(self, caller, event) -> None:
+        self.cancelRun()
+        self.setParameterNode(None)
+
+    def onSceneEndClose(self, caller, event) -> None:
+        if self.parent.isEntered:
+            self.initializeParameterNode()
+
+    def initializeParameterNode(self) -> None:
+        self.setParameterNode(self.logic.getParameterNode())
+        if not self._parameterNode.inputVolume:
+            first = slicer.mrmlScene.GetFirstNodeByClass("vtkMRMLScalarVolumeNode")
+            if first and not first.IsA("vtkMRMLLabelMapVolumeNode"):
+                self._parameterNode.inputVolume = first
+
+    def setParameterNode(self, inputParameterNode) -> None:
+        if self._parameterNode:
+            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
+            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self.updateGUIFromParameterNode)
+        self._parameterNode = inputParameterNode
+        if self._parameterNode:
+            self._parameterNodeGuiTag = self._parameterNode.connectGui(self.ui)
+            self._relabelChoices()
+            self.addObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self.updateGUIFromParameterNode)
+            self.updateGUIFromParameterNode()
+
+    def _relabelChoices(self) -> None:
+        """connectGui fills combo boxes with raw choice values; show readable labels instead."""
+        for combo, labels, values in ((self.ui.modalityComboBox, MODALITY_LABELS, MODALITIES),
+                                      (self.ui.deviceComboBox, DEVICE_LABELS, DEVICES),
+                                      (self.ui.uncertaintyMethodComboBox, UNCERTAINTY_LABELS, UNCERTAINTY_METHODS)):
+            for index, value in enumerate(values):
+                combo.setItemText(index, labels[value])
+
+    # -- parameter node -> GUI -----------------------------------------------------------------
+    def updateGUIFromParameterNode(self, caller=None, event=None) -> None:
+        params = self._parameterNode
+        if params is None:
+            return
+        if params.inputVolume is not self._lastInput:
+            self._lastInput = params.inputVolume
+            self._guessModality()
+        self._fillModels()
+        self.ui.mcDropoutSpinBox.enabled = params.uncertaintyMethod == "mcdropout"
+        running = self._job is not None
+        self.ui.applyButton.enabled = running or bool(params.inputVolume)
+        self.ui.adaptButton.enabled = bool(params.inputVolume) and not running
+        if self._lastOutputs is not None:
+            self.logic.setForegroundOpacity(slicer.mrmlScene, params.opacity)
+
+    def _guessModality(self) -> None:
+        volume = self._parameterNode.inputVolume
+        if not volume or volume.GetImageData() is None:
+            self.ui.modalityGuessLabel.text = ""
+            return
+        modality, reason = self.logic.guessModality(volume)
+        self._parameterNode.modality = modality
+        self.ui.modalityGuessLabel.text = _("guessed")
+        self.ui.modalityGuessLabel.toolTip = reason
+
+    def _fillModels(self) -> None:
+        params = self._parameterNode
+        if self._modelsKey == (params.modality, params.model):
+            return
+        self._modelsKey = (params.modality, params.model)
+        default = self.logic.defaultModel(params.modality)
+        entries = [("", _("Default ({name})").format(name=default) if default else _("Default (none shipped)"))]
+        entries += [(m.name, m.title or m.name) for m in self.logic.availableModels(params.modality)]
+        if params.model and params.model not in [value for value, _label in entries]:
+            entries.append((params.model, os.path.basename(params.model.rstrip("/\\")) + _(" (imported)")))
+        values = [value for value, _label in entries]
+        combo = self.ui.modelComboBox
+        wasBlocked = combo.blockSignals(True)
+        combo.clear()
+        for value, label in entries:
+            combo.addItem(label, value)
+        combo.setCurrentIndex(values.index(params.model) if params.model in values else 0)
+        combo.blockSignals(wasBlocked)
+
+    def onModelChosen(self, index: int) -> None:
+        self._parameterNode.model = self.ui.modelComboBox.itemData(index) or ""
+
+    def onImportModel(self) -> None:
+        path = qt.QFileDialog.getExistingDirectory(slicer.util.mainWindow(), _("Model directory (card.json + weights)"))
+        if not path:
+            return
+        with slicer.util.tryWithErrorDisplay(_("This model cannot be used."), waitCursor=True):
+            info = self.logic.verifyModel(path)
+            if info.modality and info.modality != self._parameterNode.modality:
+                self._log(_("Note: model {name} was trained for {m}.").format(name=info.title, m=info.modality))
+            self._parameterNode.model = str(info.path)
+            self._log(_("Imported model {name} (sha256 verified): {path}").format(name=info.title, path=info.path))
+
+    # -- run -----------------------------------------------------------------------------------------
+    def onApplyButton(self) -> None:
+        if self._job is not None:
+            self.cancelRun()
+            return
+        params = self._parameterNode
+        with slicer.util.tryWithErrorDisplay(_("Failed to start denoising."), waitCursor=True):
+            if not self.logic.installDependencies(askConfirmation=True):
+                self.ui.statusLabel.text = _("Denoising needs PyTorch and a few packages; nothing was installed.")
+                return
+            self.ui.logTextEdit.clear()
+            self._job = self.logic.startDenoise(
+                params.inputVolume, modality=params.modality, tta=params.tta, device=params.device,
+                model=params.model or None, mcDropout=params.mcDropoutSamples,
+                uncertaintyMethod=params.uncertaintyMethod, outputVolume=params.outputVolume,
+                uncertaintyVolume=params.uncertaintyVolume, tempRoot=slicer.util.tempDirectory())
+            self._setRunning(True)
+            self._timer.start()
+
+    def onPollTimer(self) -> None:
+        job = self._job
+        if job is None:
+            self._timer.stop()
+            return
+        for event in job.poll():
+            if isinstance(event, Progress):
+                self.ui.progressBar.value = int(round(1000 * event.fraction))
+                self.ui.progressBar.format = format_progress(event)
+            elif hasattr(event, "text"):
+                self._log(event.text)
+        if job.finished:
+            self._timer.stop()
+            self._finishRun()
+
+    def _finishRun(self) -> None:
+        job, self._job = self._job, None
+        self._setRunning(False)
+        try:
+            outputs = self.logic.finishDenoise(job, opacity=self._parameterNode.opacity)
+        except RunCancelled:
+            self.ui.statusLabel.text = _("Cancelled; nothing was added to the scene.")
+        except Exception as exc:  # noqa: BLE001 - shown to the user with the worker's log tail
+            self.ui.statusLabel.text = _("Failed: {message}").format(message=getattr(exc, "message", str(exc)))
+            self._log(str(exc))
+            slicer.util.errorDisplay(_("Denoising failed."), detailedText=str(exc))
+        else:
+            self._lastOutputs = outputs
+            self.ui.progressBar.value = 1000
+            self.ui.statusLabel.text = format_report(outputs.report)
+            self.ui.sideBySideButton.enabled = True
+            slicer.util.resetSliceViews()
+
+    def cancelRun(self) -> None:
+        if self._job is None:
+            return
+        job, self._job = self._job, None
+        if self._timer:
+            self._timer.stop()
+        job.cancel()
+        self._setRunning(False)
+        self.ui.progressBar.format = _("cancelled")
+        self.ui.statusLabel.text = _("Cancelled; nothing was added to the scene.")
+
+    def _setRunning(self, running: bool) -> None:
+        self.ui.applyButton.text = _("Cancel") if running else _("Apply")
+        self.ui.applyButton.toolTip = _("Stop the worker process; nothing is added.") if running else \
+            _("Denoise in a separate process; press again to cancel.")
+        for widget in (self.ui.inputsCollapsibleButton, self.ui.optionsCollapsibleButton,
+                       self.ui.outputsCollapsibleButton, self.ui.adaptButton):
+            widget.enabled = not running
+        if running:
+            self.ui.progressBar.value = 0
+            self.ui.progressBar.format = _("starting worker…")
+            self.ui.statusLabel.text = _("Running on {device}…").format(device=DEVICE_LABELS[self._parameterNode.device])
+        self.updateGUIFromParameterNode()
+
+    def _log(self, text: str) -> None:
+        self.ui.logTextEdit.appendPlainText(text)
+
+    # -- compare / adapt ------------------------------------------------------------------------------
+    def onSideBySide(self) -> None:
+        if self._lastOutputs is None:
+            return
+        with slicer.util.tryWithErrorDisplay(_("Side-by-side view failed.")):
+            self.logic.showSideBySide(self._parameterNode.inputVolume, self._lastOutputs.denoised,
+                                      self._lastOutputs.uncertainty)
+            slicer.util.resetSliceViews()
+
+    def onAdaptButton(self) -> None:
+        with slicer.util.tryWithErrorDisplay(_("Adapt to this scan is not available."), waitCursor=True):
+            self.logic.adapt(self._parameterNode.inputVolume)
+
+
+class MedDenoiseLogic(ScriptedLoadableModuleLogic, DenoiseLogic):
+    """Scriptable without the GUI; everything but installing packages comes from ``DenoiseLogic``.
+
+    Examples
+    --------
+    ::
+
+        logic = slicer.util.getModuleLogic("MedDenoise")
+        denoised, uncertainty, report = logic.denoise(volumeNode, modality="mr", tta=8)
+        logic.denoiseFiles(["/data/a.nii.gz"], "/data/out", modality="mr")
+    """
+
+    def __init__(self, launcher=None) -> None:
+        ScriptedLoadableModuleLogic.__init__(self)
+        DenoiseLogic.__init__(self, launcher)
+
+    def getParameterNode(self):
+        return MedDenoiseParameterNode(super().getParameterNode())
+
+    def workerLauncher(self):
+        """``PythonSlicer`` with Slicer's startup environment, as ``launchConsoleProcess`` uses."""
+        if self.launcher is None:
+            python = shutil.which("PythonSlicer")
+            try:
+                base = slicer.util.startupEnvironment()
+            except Exception:  # noqa: BLE001 - older Slicer: the current environment
+                base = None
+            self.launcher = WorkerLauncher(python=python, base_environment=base)
+        return self.launcher
+
+    def missingDependencies(self) -> list:
+        """Packages the worker still needs (``torch`` first), checked without importing them."""
+        requirements = dependencies.read_requirements(self.resourcePath("requirements.txt"))
+        torch = [] if dependencies.torch_available() else [dependencies.TORCH_REQUIREMENT]
+        return torch + dependencies.missing_requirements(requirements)
+
+    def installDependencies(self, askConfirmation: bool = True, cpuOnly: bool = False) -> bool:
+        """Install what is missing, asking first; never called at import. Returns True when ready."""
+        missing = self.missingDependencies()
+        if not missing:
+            return True
+        if askConfirmation and not slicer.util.confirmOkCancelDisplay(
+                _("MedDenoise needs these Python packages: {pkgs}. Install them now (this can take minutes)?")
+                .format(pkgs=", ".join(missing))):
+            return False
+        if not dependencies.torch_available():
+            try:
+                import PyTorchUtils
+            except ImportError as exc:
+                raise RuntimeError(_("Install the PyTorch extension from the Extensions Manager, restart Slicer and "
+                                     "press Apply again.")) from exc
+            torch = PyTorchUtils.PyTorchUtilsLogic().installTorch(
+                askConfirmation=False, forceComputationBackend="cpu" if cpuOnly else None,
+                torchVersionRequirement=dependencies.TORCH_REQUIREMENT[len("torch"):])
+            if torch is None:
+                return False
+        requirements = dependencies.missing_requirements(
+            dependencies.read_requirements(self.resourcePath("requirements.txt")))
+        if requirements:
+            if hasattr(slicer, "packaging") and hasattr(slicer.packaging, "pip_ensure"):
+                slicer.packaging.pip_ensure(requirements, prompt_install=False, requester="MedDenoise",
+                                            skip_in_testing=False)
+            else:
+                slicer.util.pip_install(requirements)
+        return not self.missingDependencies()
+
+    def resourcePath(self, relativePath: str) -> str:
+        return os.path.join(os.path.dirname(__file__), "Resources", relativePath)
+
+
+class MedDenoiseTest(ScriptedLoadableModuleTest):
+    """Runs the real worker on CPU on a tiny oblique volume with a tiny model (inside Slicer)."""
+
+    def setUp(self) -> None:
+        slicer.mrmlScene.Clear()
+
+    def runTest(self) -> None:
+        self.setUp()
+        self.test_denoise_tiny_volume_on_cpu()
+        self.setUp()
+        self.test_cancel_leaves_nothing()
+
+    def test_denoise_tiny_volume_on_cpu(self) -> None:
+        import numpy as np
+        logic = MedDenoiseLogic()
+        self.assertTrue(logic.installDependencies(askConfirmation=False, cpuOnly=True), logic.missingDependencies())
+        model = selftest.tiny_model(logic.workerLauncher(), tempfile.mkdtemp(prefix="MedDenoiseTestModel-"))
+        volume, array = selftest.tiny_volume()
+        self.delayDisplay("Denoising a tiny volume on the CPU")
+        denoised, labels, report = logic.denoise(volume, modality="mr", tta=2, device="cpu", model=model)
+        self.assertEqual(denoised.GetName(), "MedDenoiseTestVolume denoised")
+        self.assertEqual(labels.GetName(), "MedDenoiseTestVolume uncertainty")
+        self.assertEqual(report["device"], "cpu")
+        np.testing.assert_array_equal(slicer.util.arrayFromVolume(volume), array)
+        for node in (denoised, labels):
+            self.assertEqual(slicer.util.arrayFromVolume(node).shape, array.shape)
+            np.testing.assert_array_equal(ijk_to_ras(node), ijk_to_ras(volume))
+        self.assertEqual(slicer.util.arrayFromVolume(labels).dtype, np.uint8)
+        table = labels.GetDisplayNode().GetColorNode()
+        self.assertEqual([table.GetColorName(i) for i in (1, 2, 3)], ["low", "medium", "high"])
+        red = slicer.app.layoutManager().sliceWidget("Red").mrmlSliceCompositeNode()
+        self.assertEqual((red.GetBackgroundVolumeID(), red.GetForegroundVolumeID(), red.GetLabelVolumeID()),
+                         (volume.GetID(), denoised.GetID(), labels.GetID()))
+        self.delayDisplay("Test passed")
+
+    def test_cancel_leaves_nothing(self) -> None:
+        logic = MedDenoiseLogic()
+        volume, _array = selftest.tiny_volume()
+        before = slicer.mrmlScene.GetNumberOfNodesByClass("vtkMRMLVolumeNode")
+        job = logic.denoise(volume, modality="mr", tta=8, device="cpu", wait=False)
+        job.cancel()
+        self.assertEqual(job.state, "cancelled")
+        self.assertFalse(os.path.exists(job.temp_dir))
+        self.assertEqual(slicer.mrmlScene.GetNumberOfNodesByClass("vtkMRMLVolumeNode"), before)
+        self.delayDisplay("Cancel test passed")

@@ -1,0 +1,48 @@
+"""Tiny inputs for the module's in-Slicer self test (also exercised by the pytest suite).
+
+``tiny_model`` trains nothing: it saves an untrained 8-feature slab25d network with the
+worker's own Python, so torch never loads in Slicer's process.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import slicer
+
+from .job import WorkerLauncher
+from .runner import WorkerProcess
+
+TINY_MODEL_CODE = (
+    "import sys, torch\n"
+    "from MedDenoiseLib.models import build_model\n"
+    "from MedDenoiseLib.models.card import save_model\n"
+    "torch.manual_seed(0)\n"
+    "save_model(build_model('slab25d', features=8, depth=3).eval(), sys.argv[1], "
+    "{'name': 'mr_tiny_test', 'modality': 'mr'})\n"
+)
+#: An oblique IJK-to-RAS (rotated, anisotropic, shifted) for geometry checks.
+OBLIQUE_IJK_TO_RAS = np.array([[0.0, -0.9, 0.1, 10.0], [0.8, 0.0, 0.0, -5.0], [0.0, 0.1, 2.5, 3.0], [0, 0, 0, 1]])
+
+
+def tiny_model(launcher: WorkerLauncher, folder: str) -> str:
+    """Write an untrained tiny MR model into ``folder/mr_tiny_test`` with the worker's Python.
+
+    Raises
+    ------
+    RuntimeError
+        With the child's output when it fails (e.g. torch missing).
+    """
+    target = os.path.join(folder, "mr_tiny_test")
+    process = WorkerProcess([launcher.python, "-c", TINY_MODEL_CODE, target], env=launcher.device_environment("cpu"))
+    if process.run() != 0:
+        raise RuntimeError("could not create the tiny test model:\n" + "\n".join(process.lines[-20:]))
+    return target
+
+
+def tiny_volume(name: str = "MedDenoiseTestVolume", shape=(5, 24, 28)):
+    """``(node, array)``: a small noisy int16 volume with :data:`OBLIQUE_IJK_TO_RAS`, added to ``slicer.mrmlScene``."""
+    array = np.random.default_rng(0).normal(300, 40, shape).astype(np.int16)
+    node = slicer.util.addVolumeFromArray(array, ijkToRAS=OBLIQUE_IJK_TO_RAS, name=name)
+    return node, array

@@ -1,0 +1,183 @@
+"""Leaf sections of the training configuration (pydantic v2, extra keys forbidden, bounded fields).
+
+Every field added after the first shipped config has a default that reproduces the earlier
+behaviour (plain L1, flips + intensity scaling, no validation, no EMA), so older YAML files
+keep validating and resumed runs keep drawing the same random numbers.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, Optional
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from ..errors import rule_message
+
+Modality = Literal["ct", "mr", "us", "xr"]
+Algorithm = Literal["supervised", "n2v", "n2s"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+def _ordered(name: str, pair: tuple[float, float] | None, fix: str) -> None:
+    if pair is not None and pair[0] > pair[1]:
+        raise ValueError(rule_message(name, "must be (low, high) with low <= high", tuple(pair), fix))
+
+
+class AugmentConfig(_Strict):
+    """Patch augmentation. All draws come from the run's explicit generator."""
+
+    flip: bool = True
+    """Flip the batch along each of D, H, W with probability 1/2 (inverse-free: noise stays white)."""
+    rot90: bool = False
+    """Rotate patches by k x 90 degrees in the H-W plane, only for volumes whose in-plane spacing is
+    isotropic (|sx - sy| <= 0.1 %); anisotropic pixels would otherwise teach a wrong aspect ratio."""
+    intensity_scale: tuple[float, float] = (0.8, 1.2)
+    """Both images of a pair are multiplied by a factor drawn from U(low, high)."""
+    elastic_probability: float = Field(default=0.0, ge=0.0, le=1.0)
+    """Chance that a volume is elastically deformed at each noise refresh (before noise is added, so the
+    simulated noise stays physically white); 0 disables it."""
+    elastic_magnitude: float = Field(default=2.0, gt=0.0, le=20.0)
+    """Standard deviation of the control-point displacements, in voxels."""
+    elastic_control_points: int = Field(default=5, ge=3, le=16)
+    """Control points per axis of the coarse displacement grid (smoothness)."""
+
+    @model_validator(mode="after")
+    def _scale_range(self) -> "AugmentConfig":
+        _ordered("data.augment.intensity_scale", self.intensity_scale, "Use e.g. [0.8, 1.2].")
+        if self.intensity_scale[0] <= 0:
+            raise ValueError(rule_message("data.augment.intensity_scale", "must be > 0", tuple(self.intensity_scale),
+                                          "Use e.g. [0.8, 1.2]; use [1, 1] to switch scaling off."))
+        return self
+
+
+class DataConfig(_Strict):
+    """Training (and validation) volumes and patch sampling."""
+
+    train: list[str] = Field(min_length=1)
+    """Volume paths (only files listed in ../shared/data/manifest.json for shipped models). For
+    supervised training they are clean references; for ``n2v``/``n2s`` without ``noise.level_range``
+    they are the noisy scans themselves."""
+    validation: list[str] = []
+    """Held-out volumes (other patients): clean references noised at fixed levels with fixed seeds."""
+    manifest: Optional[str] = None
+    """Data manifest for provenance in the model card; default: the first ``manifest.json`` found in a
+    parent folder of the training files."""
+    patch_size: tuple[int, int, int] = (5, 96, 96)
+    """(D, H, W) training patch; the loss ignores ``loss_margin`` slices at each depth end."""
+    loss_margin: int = Field(default=1, ge=0)
+    batch_size: int = Field(default=16, ge=1)
+    slice_strides: tuple[int, ...] = (1,)
+    """Take every s-th slice (s drawn from this list) to mimic thicker slices."""
+    foreground_fraction: float = Field(default=0.8, ge=0.0, le=1.0)
+    """Share of patches centred on voxels above the volume's 30th percentile."""
+    refresh_every: int = Field(default=25, ge=1)
+    """Steps between fresh noise realisations (with a new level) of every volume."""
+    augment: AugmentConfig = AugmentConfig()
+
+    @model_validator(mode="after")
+    def _positive_patch(self) -> "DataConfig":
+        if min(self.patch_size) < 1 or min(self.slice_strides, default=0) < 1:
+            raise ValueError(rule_message("data.patch_size / data.slice_strides", "must be positive integers",
+                                          (tuple(self.patch_size), tuple(self.slice_strides)),
+                                          "Use e.g. patch_size [5, 96, 96] and slice_strides [1]."))
+        return self
+
+
+class NoiseConfig(_Strict):
+    """Physics noise applied on the fly (see ``MedDenoiseLib.noise.modality``)."""
+
+    modality: Modality
+    level_range: Optional[tuple[float, float]] = None
+    """Range of the modality's noise level (``LEVELS``); None means the training volumes are already
+    noisy (self-supervised training only)."""
+    fast: bool = False
+
+    @model_validator(mode="after")
+    def _range_ordered(self) -> "NoiseConfig":
+        _ordered("noise.level_range", self.level_range, "Swap the two values.")
+        return self
+
+
+class LossConfig(_Strict):
+    """Supervised loss: ``l1 * L1 + ssim * (1 - SSIM) + edge * ||grad x_hat - grad x||_1`` (DUAL-NET recipe)."""
+
+    l1: float = Field(default=1.0, ge=0.0)
+    ssim: float = Field(default=0.0, ge=0.0)
+    edge: float = Field(default=0.0, ge=0.0)
+    ssim_sigma: float = Field(default=1.5, gt=0.0, le=5.0)
+    """Gaussian window of the SSIM term, in voxels (window 2 * int(3.5 sigma + 0.5) + 1)."""
+
+    @model_validator(mode="after")
+    def _some_weight(self) -> "LossConfig":
+        if self.l1 + self.ssim + self.edge <= 0:
+            raise ValueError(rule_message("loss weights (l1 + ssim + edge)", "must sum to > 0",
+                                          (self.l1, self.ssim, self.edge), "Use l1: 1.0."))
+        return self
+
+
+class MaskingConfig(_Strict):
+    """Blind-spot masking of the self-supervised algorithms (``n2v``, ``n2s``)."""
+
+    fraction: float = Field(default=0.002, gt=0.0, le=0.5)
+    """N2V: share of voxels masked per patch (0.2 % in Krull et al. 2019; 0.2-0.3 for DUAL-NET fine-tuning)."""
+    radius: int = Field(default=2, ge=1, le=10)
+    """N2V: masked voxels take the value of a random other voxel at most ``radius`` away per axis."""
+    struct_axis: Optional[Literal["x", "y", "z"]] = None
+    """structN2V: also hide a line of voxels through each masked voxel along this axis (correlated noise)."""
+    struct_span: int = Field(default=0, ge=0, le=10)
+    """structN2V: half-length of that line (voxels on each side)."""
+    grid: int = Field(default=4, ge=2, le=8)
+    """N2S: grid period; one of ``grid**k`` cosets (k = 2 or 3 axes) is masked per patch."""
+    loss: Literal["mse", "l1"] = "mse"
+    """Loss on masked voxels only (MSE is the estimator N2V's blind-spot argument needs)."""
+
+    @model_validator(mode="after")
+    def _struct_needs_span(self) -> "MaskingConfig":
+        if self.struct_axis is not None and self.struct_span == 0:
+            raise ValueError(rule_message("masking.struct_span", "must be >= 1 when struct_axis is set",
+                                          self.struct_span, "Use struct_span: 2 (the correlation length)."))
+        return self
+
+
+class OptimConfig(_Strict):
+    """AdamW with linear warm-up then cosine decay, gradient clipping, AMP (CUDA only), optional EMA."""
+
+    lr: float = Field(default=2e-4, gt=0)
+    weight_decay: float = Field(default=1e-4, ge=0)
+    warmup_steps: int = Field(default=50, ge=0)
+    steps: int = Field(default=1000, ge=1)
+    grad_clip: float = Field(default=1.0, gt=0)
+    amp: bool = True
+    """Mixed precision (bf16, else fp16 with a gradient scaler) on CUDA; ignored on CPU."""
+    ema_decay: Optional[float] = Field(default=None, gt=0.0, lt=1.0)
+    """Exponential moving average of the weights (e.g. 0.999); validation and export then use it."""
+
+
+class ValidationConfig(_Strict):
+    """Deterministic validation on ``data.validation`` (fixed noise seeds, fixed patch positions)."""
+
+    every: int = Field(default=50, ge=1)
+    patches: int = Field(default=8, ge=1, le=256)
+    """Patches per volume and noise level."""
+    patch_size: Optional[tuple[int, int, int]] = None
+    """Default: ``data.patch_size``. Metrics skip ``data.loss_margin`` slices at each depth end."""
+    levels: Optional[list[float]] = None
+    """Noise levels; default: low end, middle and high end of ``noise.level_range``."""
+    seed: int = 1234
+    """Fixed seed of validation noise and patch positions (independent of the training seed)."""
+    patience: int = Field(default=0, ge=0)
+    """Stop after this many validations without a better SSIM (0: never stop early)."""
+    min_delta: float = Field(default=0.0, ge=0.0)
+    """SSIM gain that counts as an improvement."""
+
+
+class LogConfig(_Strict):
+    """Run outputs besides checkpoints: ``train_log.csv`` always; TensorBoard and a PNG of the curves."""
+
+    tensorboard: bool = True
+    """Write TensorBoard events under ``run_dir/tensorboard`` when the tensorboard package is installed."""
+    plot: bool = True
+    """Write ``run_dir/curves.png`` (training loss, validation PSNR/SSIM) at every checkpoint."""

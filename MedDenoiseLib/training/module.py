@@ -1,0 +1,142 @@
+"""What one training step computes, for every algorithm, plus building the network to train.
+
+``TrainingObjective.prepare`` turns a sampled batch into network inputs, targets and (for the
+self-supervised algorithms) a blind-spot mask, drawing masks from the run's generator on the CPU;
+``TrainingObjective.loss`` scores the prediction. Supervised: the DUAL-NET weighted loss on the
+inner slices. ``n2v``/``n2s``: MSE (or L1) on masked voxels of the inner slices, against the
+noisy input itself.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import torch
+from safetensors.torch import load_file
+from torch import nn
+
+from ..errors import ConfigError, rule_message
+from ..models import build_model
+from ..models.card import load_model
+from ..models.resolve import shipped_models
+from .config import TrainConfig
+from .losses import DenoisingLoss, masked_loss
+from .n2v_masking import n2s_mask, n2v_mask
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["CITATIONS", "Batch", "TrainingObjective", "build_network", "init_state_dict"]
+
+#: References per algorithm, copied into exported model cards.
+CITATIONS = {
+    "supervised": ["Zhao et al., Loss functions for image restoration with neural networks, IEEE TCI 2017",
+                   "Wang et al., Image quality assessment: from error visibility to structural similarity, "
+                   "IEEE TIP 2004"],
+    "n2v": ["Krull, Buchholz and Jug, Noise2Void - learning denoising from single noisy images, CVPR 2019",
+            "Broaddus et al., Removing structured noise with self-supervised blind-spot networks, ISBI 2020"],
+    "n2s": ["Batson and Royer, Noise2Self: blind denoising by self-supervision, ICML 2019"],
+}
+
+
+@dataclass
+class Batch:
+    """Network inputs, loss targets and (self-supervised) the boolean blind-spot mask."""
+
+    inputs: torch.Tensor
+    target: torch.Tensor
+    mask: Optional[torch.Tensor] = None
+
+    def to(self, device: torch.device) -> "Batch":
+        if device.type == "cpu":
+            return self
+        move = (lambda t: None if t is None else t.to(device, non_blocking=True))
+        return Batch(move(self.inputs), move(self.target), move(self.mask))
+
+
+class TrainingObjective:
+    """Prepares batches and computes the loss of ``config.algorithm``."""
+
+    def __init__(self, config: TrainConfig) -> None:
+        self.config = config
+        self.margin = config.data.loss_margin
+        loss = config.loss
+        self.supervised_loss = DenoisingLoss(l1=loss.l1, ssim=loss.ssim, edge=loss.edge, ssim_sigma=loss.ssim_sigma)
+
+    def prepare(self, noisy: torch.Tensor, clean: Optional[torch.Tensor], generator: torch.Generator) -> Batch:
+        """Inputs/targets for one step; masks are drawn from ``generator`` (CPU)."""
+        algorithm = self.config.algorithm
+        if algorithm == "supervised":
+            if clean is None:
+                raise ConfigError(rule_message("algorithm", "'supervised' needs clean volumes with simulated noise",
+                                               algorithm, "Set noise.level_range, or use algorithm: n2v."))
+            return Batch(noisy, clean)
+        masking = self.config.masking
+        if algorithm == "n2v":
+            masked, mask = n2v_mask(noisy, fraction=masking.fraction, radius=masking.radius,
+                                    struct_axis=masking.struct_axis, struct_span=masking.struct_span,
+                                    generator=generator)
+        else:
+            masked, mask = n2s_mask(noisy, grid=masking.grid, generator=generator)
+        return Batch(masked, noisy, mask)
+
+    def loss(self, prediction: torch.Tensor, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
+        """(loss, detached parts) on the inner slices (``data.loss_margin`` skipped at each depth end)."""
+        m, depth = self.margin, prediction.shape[2]
+        inner = slice(m, depth - m)
+        prediction, target = prediction[:, :, inner], batch.target[:, :, inner]
+        if batch.mask is None:
+            return self.supervised_loss(prediction, target)
+        value = masked_loss(prediction, target, batch.mask[:, :, inner], kind=self.config.masking.loss)
+        return value, {"masked": float(value.detach())}
+
+
+def build_network(config: TrainConfig, *, load_init: bool = True) -> nn.Module:
+    """The network of ``config.model`` with weights seeded from ``config.seed`` (torch's RNG forked, not
+    touched), then overwritten by ``config.init`` when given and ``load_init``."""
+    arch = dict(config.model)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(config.seed)
+        model = build_model(arch.pop("name"), **arch)
+    if config.init and load_init:
+        state = init_state_dict(config.init)
+        try:
+            model.load_state_dict(state)
+        except RuntimeError as exc:
+            raise ConfigError(rule_message("init", "must hold weights of the architecture in config.model",
+                                           config.init, f"Copy the model section of its card ({str(exc)[:200]}).")) \
+                from exc
+        logger.info("initialised %s from %s", config.name, config.init)
+    return model
+
+
+def init_state_dict(init: str) -> dict[str, torch.Tensor]:
+    """Weights to start from: a run's checkpoint directory (EMA weights when saved), a model directory
+    (sha256-checked by ``load_model``) or a shipped model name."""
+    path = Path(init).expanduser()
+    if (path / "state.json").is_file() and (path / "model.safetensors").is_file():
+        ema = path / "ema.safetensors"
+        return load_file(str(ema if ema.is_file() else path / "model.safetensors"))
+    if (path / "card.json").is_file():
+        return load_model(path).network.state_dict()
+    shipped = shipped_models()
+    if init in shipped:
+        return load_model(shipped[init]).network.state_dict()
+    raise ConfigError(rule_message("init", "must be a checkpoint directory, a model directory or a shipped model",
+                                   init, f"Shipped models: {sorted(shipped)}."))
+
+
+def architecture_of(init: str) -> dict:
+    """The model section (``{"name": ..., **kwargs}``) recorded with ``init`` (card or checkpoint)."""
+    path = Path(init).expanduser()
+    if (path / "state.json").is_file():
+        return dict(json.loads((path / "state.json").read_text())["config"]["model"])
+    shipped = shipped_models()
+    card_dir = path if (path / "card.json").is_file() else shipped.get(init)
+    if card_dir is None:
+        raise ConfigError(rule_message("init", "must be a checkpoint directory, a model directory or a shipped "
+                                       "model", init, f"Shipped models: {sorted(shipped)}."))
+    return dict(json.loads((Path(card_dir) / "card.json").read_text())["architecture"])

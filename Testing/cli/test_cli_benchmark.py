@@ -1,0 +1,30 @@
+"""`meddenoise benchmark`: JSON with timing, voxels/s and memory per (size, TTA) case."""
+
+import json
+
+import torch
+
+from MedDenoiseLib.cli.main import main
+from MedDenoiseLib.models import build_model
+from MedDenoiseLib.models.card import save_model
+from MedDenoiseLib.models.resolve import MODELS_ENV
+
+
+def test_benchmark_json(tmp_path, monkeypatch, capsys):
+    torch.manual_seed(0)
+    save_model(build_model("slab25d", features=8, depth=3).eval(), tmp_path / "m", {"name": "m", "modality": "mr"})
+    (tmp_path / "index.json").write_text(json.dumps({"defaults": {"mr": "m"}}))
+    monkeypatch.setenv(MODELS_ENV, str(tmp_path))
+    out = tmp_path / "bench.json"
+    assert main(["benchmark", "--sizes", "24x20x6", "40x32x9", "--tta", "1", "2", "--device", "cpu",
+                 "--out", str(out)]) == 0
+    payload = json.loads(out.read_text())
+    assert json.loads(capsys.readouterr().out) == payload
+    cases = payload["results"]
+    assert [(c["size_xyz"], c["tta"]) for c in cases] == [([24, 20, 6], 1), ([24, 20, 6], 2), ([40, 32, 9], 1),
+                                                          ([40, 32, 9], 2)]
+    for case in cases:
+        assert case["device"] == "cpu" and case["seconds"] > 0 and case["peak_rss_mib"] > 0
+        voxels = case["size_xyz"][0] * case["size_xyz"][1] * case["size_xyz"][2]
+        assert abs(case["voxels_per_s"] - voxels / case["seconds"]) <= 0.01 * case["voxels_per_s"] + 1
+    assert payload["model"] == "m" and payload["parameters"] > 0
