@@ -6,7 +6,6 @@ work, out of process) and the in-Slicer test. Torch is never imported here: the 
 process (``Scripts/meddenoise_worker.py`` under ``PythonSlicer``) is the only place it runs.
 """
 
-import logging
 import os
 import shutil
 import tempfile
@@ -28,7 +27,7 @@ from MedDenoiseSlicer.job import RunCancelled, WorkerLauncher
 from MedDenoiseSlicer.logic import DenoiseLogic
 from MedDenoiseSlicer.nodes import ijk_to_ras
 from MedDenoiseSlicer.protocol import (DEVICE_LABELS, DEVICES, MODALITIES, MODALITY_LABELS, TTA_CHOICES,
-                                       UNCERTAINTY_LABELS, UNCERTAINTY_METHODS, Progress, format_progress,
+                                       UNCERTAINTY_LABELS, UNCERTAINTY_METHODS, LogLine, Progress, format_progress,
                                        format_report)
 
 POLL_INTERVAL_MS = 200
@@ -120,6 +119,8 @@ class MedDenoiseWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def onSceneStartClose(self, caller, event) -> None:
         self.cancelRun()
+        self._lastOutputs = None
+        self.ui.sideBySideButton.enabled = False
         self.setParameterNode(None)
 
     def onSceneEndClose(self, caller, event) -> None:
@@ -239,7 +240,7 @@ class MedDenoiseWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             if isinstance(event, Progress):
                 self.ui.progressBar.value = int(round(1000 * event.fraction))
                 self.ui.progressBar.format = format_progress(event)
-            elif hasattr(event, "text"):
+            elif isinstance(event, LogLine):
                 self._log(event.text)
         if job.finished:
             self._timer.stop()
@@ -253,6 +254,7 @@ class MedDenoiseWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         except RunCancelled:
             self.ui.statusLabel.text = _("Cancelled; nothing was added to the scene.")
         except Exception as exc:  # noqa: BLE001 - shown to the user with the worker's log tail
+            self.ui.progressBar.format = _("failed")
             self.ui.statusLabel.text = _("Failed: {message}").format(message=getattr(exc, "message", str(exc)))
             self._log(str(exc))
             slicer.util.errorDisplay(_("Denoising failed."), detailedText=str(exc))
@@ -336,9 +338,7 @@ class MedDenoiseLogic(ScriptedLoadableModuleLogic, DenoiseLogic):
 
     def missingDependencies(self) -> list:
         """Packages the worker still needs (``torch`` first), checked without importing them."""
-        requirements = dependencies.read_requirements(self.resourcePath("requirements.txt"))
-        torch = [] if dependencies.torch_available() else [dependencies.TORCH_REQUIREMENT]
-        return torch + dependencies.missing_requirements(requirements)
+        return dependencies.missing_worker_packages(self.resourcePath("requirements.txt"))
 
     def installDependencies(self, askConfirmation: bool = True, cpuOnly: bool = False) -> bool:
         """Install what is missing, asking first; never called at import. Returns True when ready."""
@@ -349,25 +349,21 @@ class MedDenoiseLogic(ScriptedLoadableModuleLogic, DenoiseLogic):
                 _("MedDenoise needs these Python packages: {pkgs}. Install them now (this can take minutes)?")
                 .format(pkgs=", ".join(missing))):
             return False
-        if not dependencies.torch_available():
+        if dependencies.TORCH_REQUIREMENT in missing:
             try:
                 import PyTorchUtils
             except ImportError as exc:
                 raise RuntimeError(_("Install the PyTorch extension from the Extensions Manager, restart Slicer and "
                                      "press Apply again.")) from exc
-            torch = PyTorchUtils.PyTorchUtilsLogic().installTorch(
-                askConfirmation=False, forceComputationBackend="cpu" if cpuOnly else None,
-                torchVersionRequirement=dependencies.TORCH_REQUIREMENT[len("torch"):])
-            if torch is None:
+            if PyTorchUtils.PyTorchUtilsLogic().installTorch(
+                    askConfirmation=False, forceComputationBackend="cpu" if cpuOnly else None,
+                    torchVersionRequirement=dependencies.TORCH_REQUIREMENT[len("torch"):]) is None:
                 return False
-        requirements = dependencies.missing_requirements(
-            dependencies.read_requirements(self.resourcePath("requirements.txt")))
-        if requirements:
-            if hasattr(slicer, "packaging") and hasattr(slicer.packaging, "pip_ensure"):
-                slicer.packaging.pip_ensure(requirements, prompt_install=False, requester="MedDenoise",
-                                            skip_in_testing=False)
-            else:
-                slicer.util.pip_install(requirements)
+        others = [r for r in missing if r != dependencies.TORCH_REQUIREMENT]
+        if others and hasattr(slicer, "packaging"):  # Slicer >= 5.12
+            slicer.packaging.pip_ensure(others, prompt_install=False, requester="MedDenoise", skip_in_testing=False)
+        elif others:
+            slicer.util.pip_install(others)
         return not self.missingDependencies()
 
     def resourcePath(self, relativePath: str) -> str:

@@ -62,3 +62,10 @@ def missing_requirements(requirements: list[str]) -> list[str]:
 def torch_available() -> bool:
     """True when torch is installed for this Python (the worker runs with the same site-packages)."""
     return is_importable("torch")
+
+
+def missing_worker_packages(requirements_path: str | Path) -> list[str]:
+    """What the worker still needs here: :data:`TORCH_REQUIREMENT` first when torch is absent, then
+    the lines of ``requirements_path`` whose package cannot be imported."""
+    torch = [] if torch_available() else [TORCH_REQUIREMENT]
+    return torch + missing_requirements(read_requirements(requirements_path))

@@ -13,7 +13,6 @@ import logging
 import os
 import shutil
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
@@ -140,6 +139,10 @@ class DenoiseJob:
             raise ValueError("select an input volume that holds voxels; the input is empty.")
         if volume_node.GetScene() is None:
             raise ValueError("the input volume must be in a scene (add it with slicer.mrmlScene.AddNode).")
+        components = volume_node.GetImageData().GetNumberOfScalarComponents()
+        if components != 1:
+            raise ValueError(f"the input volume must have 1 component per voxel; got {components} (colour or vector "
+                             "image). Convert it first with the 'Vector to Scalar Volume' module.")
         self.volume_node = volume_node
         self.settings = settings or DenoiseSettings()
         self.launcher = launcher or WorkerLauncher()
@@ -153,7 +156,6 @@ class DenoiseJob:
         self.done: Done | None = None
         self.log: list[str] = []
         self.outputs: nodes.OutputNodes | None = None
-        self.started_at: float | None = None
 
     # -- start / poll ----------------------------------------------------------------------------
     def start(self) -> "DenoiseJob":
@@ -175,7 +177,7 @@ class DenoiseJob:
             self.state = "failed"
             self._cleanup()
             raise
-        self.state, self.started_at = "running", time.monotonic()
+        self.state = "running"
         logger.info("MedDenoise: denoising %r (%s)", self.volume_node.GetName(), self.settings)
         return self
 
@@ -264,6 +266,10 @@ class DenoiseJob:
             for step in self.done.report.get("backoff") or ():
                 logger.warning("MedDenoise: %s", step)
             return self.outputs
+        except BaseException:
+            if self.state == "running":
+                self.state = "failed"
+            raise
         finally:
             self._cleanup()
 
@@ -279,7 +285,7 @@ class DenoiseJob:
             while self.state == "running" and not self.finished:
                 for event in self.poll(timeout=0.1):
                     callback(event)
-        except KeyboardInterrupt:
+        except BaseException:  # Ctrl+C, or a failing callback: never leave the worker running
             self.cancel()
             raise
         return self.finish()

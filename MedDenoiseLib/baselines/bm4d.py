@@ -22,7 +22,7 @@ logger = logging.getLogger(__name__)
 __all__ = ["denoise_bm4d", "BM4D_NOISE", "BM4D_PROFILES"]
 
 BM4D_NOISE = ("gaussian", "rician")
-BM4D_PROFILES = ("np", "refilter", "lc")
+BM4D_PROFILES = ("np", "refilter")
 
 
 def denoise_bm4d(array: np.ndarray, *, sigma: float | None = None, noise: str = "gaussian",
@@ -41,8 +41,8 @@ def denoise_bm4d(array: np.ndarray, *, sigma: float | None = None, noise: str = 
         - ``"rician"``: MR magnitude; the data are stabilised with
           :func:`~MedDenoiseLib.baselines.vst.rician_vst`, denoised with unit std, and mapped
           back with the exact unbiased inverse (Foi 2011).
-    profile : {"np", "refilter", "lc"}, default "np"
-        The package's parameter sets: normal profile, with refiltering, or low complexity.
+    profile : {"np", "refilter"}, default "np"
+        The package's parameter sets: normal profile, or with refiltering.
 
     Returns
     -------
@@ -59,7 +59,9 @@ def denoise_bm4d(array: np.ndarray, *, sigma: float | None = None, noise: str = 
     Notes
     -----
     Cost grows quickly with volume size (about 10 s for 16 x 48 x 48 voxels on one CPU core):
-    crop volumes for evaluation. With ``sigma == 0`` the input is returned unchanged.
+    crop volumes for evaluation. Volumes thinner than the package's 3D block (fewer slices
+    than its block depth) are denoised slice by slice in 2D. With ``sigma == 0`` the input is
+    returned unchanged.
 
     References
     ----------
@@ -87,12 +89,21 @@ def denoise_bm4d(array: np.ndarray, *, sigma: float | None = None, noise: str = 
     plane, squeezed = squeeze_single_slice(work)
     if level == 0.0:
         return restore(plane.copy(), array, squeezed)
-    data = plane[..., None] if plane.ndim == 2 else plane  # 2D: one slice along the last axis
-    if noise == "rician":
-        stabilised = rician_vst(data, level)
-        out = rician_vst_inverse(bm4d.bm4d(stabilised, 1.0, profile=profile), level)
+
+    def run(data: np.ndarray) -> np.ndarray:  # 2D data go in as one slice along the last axis
+        z = data[..., None] if data.ndim == 2 else data
+        if noise == "rician":
+            result = rician_vst_inverse(bm4d.bm4d(rician_vst(z, level), 1.0, profile=profile), level)
+        else:
+            result = bm4d.bm4d(z, level, profile=profile)
+        return np.asarray(result, dtype=np.float64).reshape(data.shape)
+
+    reference = bm4d.BM4DProfile()
+    min_depth = max(reference.bs_ht[0], reference.bs_wiener[0])
+    if plane.ndim == 3 and plane.shape[0] < min_depth:  # thinner than a 3D block: slice by slice
+        logger.info("bm4d: %d slices < block depth %d, denoising slice by slice", plane.shape[0], min_depth)
+        out = np.stack([run(s) for s in plane])
     else:
-        out = bm4d.bm4d(data, level, profile=profile)
-    out = np.asarray(out, dtype=np.float64).reshape(plane.shape)
+        out = run(plane)
     logger.debug("bm4d (%s, sigma %.4g) on %s", noise, level, plane.shape)
     return restore(out, array, squeezed)

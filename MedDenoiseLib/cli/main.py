@@ -7,9 +7,9 @@ import logging
 import sys
 
 from ..errors import CancelledError, MedDenoiseError
-from . import benchmark, demo, denoise, models, train
+from . import benchmark, demo, denoise, evaluate, models, train
 
-SUBCOMMANDS = (denoise, demo, benchmark, train, models)
+SUBCOMMANDS = (denoise, demo, benchmark, train, models, evaluate)
 EXIT_ERROR, EXIT_CANCELLED = 2, 130
 
 

@@ -80,7 +80,10 @@ class Slab25D(nn.Module):
                        nn.ReLU(inplace=True)]
         if dropout > 0:
             layers.append(nn.Dropout(dropout))
-        layers.append(nn.Conv2d(features, self.downscale**2, 3, padding=1))
+        last = nn.Conv2d(features, self.downscale**2, 3, padding=1)
+        nn.init.zeros_(last.weight)  # start as the identity (predicted noise 0): far faster early training
+        nn.init.zeros_(last.bias)
+        layers.append(last)
         self.body = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor, noise_level: torch.Tensor | None = None) -> torch.Tensor:

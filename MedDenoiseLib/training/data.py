@@ -17,6 +17,7 @@ from typing import Optional
 import numpy as np
 import torch
 
+from ..errors import ConfigError, rule_message
 from ..io import as_float, read_volume
 from ..noise import random_modality_noise
 from ..normalization import fit_normalization
@@ -65,6 +66,18 @@ def draw_centre(shape, foreground: torch.Tensor, foreground_fraction: float, gen
     return [int(torch.randint(s, (1,), generator=generator)) for s in shape]
 
 
+def _check_no_repeats(path: str, shape: tuple[int, int, int], config: TrainConfig) -> None:
+    """Blind-spot training needs every patch voxel distinct: a repeated voxel would show the masked value."""
+    d, h, w = config.data.patch_size
+    depth = (d - 1) * max(config.data.slice_strides) + 1
+    if depth > shape[0] or h > shape[1] or w > shape[2]:
+        raise ConfigError(rule_message(f"data.patch_size for {path}", "must fit inside the volume (x the largest "
+                                       f"slice stride) for algorithm {config.algorithm!r}",
+                                       {"patch": (d, h, w), "strides": tuple(config.data.slice_strides),
+                                        "volume (D, H, W)": shape},
+                                       "Use a smaller patch (depth 1 with loss_margin 0 for single slices)."))
+
+
 class PatchSampler:
     """Draws (noisy, clean) batches of shape (B, 1, D, H, W) with an explicit generator."""
 
@@ -78,6 +91,9 @@ class PatchSampler:
                                            fast=config.noise.fast) if self.simulate else None
         self.pairs: list[NoisyPair] = []
         self.records: list[dict] = []
+        if config.algorithm != "supervised":
+            for path, volume in zip(config.data.train, self.clean):
+                _check_no_repeats(path, tuple(volume.shape), config)
 
     def refresh(self, index: int) -> None:
         """New noise realisations for refresh number ``index``.

@@ -267,12 +267,20 @@ class TestSlab25D(_ArchitectureContract):
     def test_slices_see_only_their_neighbours(self):
         """Changing slice 0 leaves slices >= 2 unchanged with context 1 (2.5D locality)."""
         model = self.model(norm="none")
+        with torch.no_grad():  # the last layer starts at zero (identity); give it weights
+            for p in model.parameters():
+                p.add_(0.05 * torch.randn_like(p))
         x = _input((1, 1, 6, 16, 16))
         y = x.clone()
         y[:, :, 0] += 1.0
         with torch.no_grad():
             a, b = model(x), model(y)
         assert torch.equal(a[:, :, 2:], b[:, :, 2:]) and not torch.equal(a[:, :, 1], b[:, :, 1])
+
+    def test_untrained_is_identity(self):
+        x = _input((2, 1, 3, 10, 12))
+        with torch.no_grad():
+            assert torch.equal(self.model()(x), x)
 
     def test_noise_map_requires_level(self):
         model = self.model(noise_map=True)

@@ -119,6 +119,24 @@ class TestCancelAndFailure:
             DenoiseLogic(FakeLauncher("badgrid")).denoise(volume, modality="mr")
         assert [n.GetName() for n in volume_nodes(scene)] == ["Brain"]
 
+    def test_input_removed_during_the_run(self, volume, scene):
+        job = DenoiseLogic(FakeLauncher("slow")).denoise(volume, modality="mr", tta=2, wait=False)
+        scene.RemoveNode(volume)
+        with pytest.raises(WorkerError, match="removed from the scene"):
+            job.wait()
+        assert volume_nodes(scene) == [] and job.state == "failed"
+
+    def test_a_failing_progress_callback_cancels_the_worker(self, volume, scene):
+        job = DenoiseLogic(FakeLauncher("hang")).denoise(volume, modality="mr", wait=False)
+
+        def explode(event):
+            if isinstance(event, Progress):
+                raise KeyboardInterrupt
+
+        with pytest.raises(KeyboardInterrupt):
+            job.wait(explode)
+        assert job.state == "cancelled" and job.process.returncode < 0 and not os.path.exists(job.temp_dir)
+
     def test_missing_worker_program_cleans_up(self, volume, tmp_path):
         launcher = FakeLauncher()
         launcher.python = str(tmp_path / "no-such-python")
@@ -142,6 +160,10 @@ class TestValidation:
         empty = scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "empty")
         with pytest.raises(ValueError, match="voxels"):
             logic.denoise(empty, modality="mr")
+        rgb = slicer.util.addVolumeFromArray(np.zeros((2, 3, 4, 3), np.uint8), name="rgb",
+                                             nodeClassName="vtkMRMLVectorVolumeNode")
+        with pytest.raises(ValueError, match="1 component"):
+            logic.denoise(rgb, modality="us")
 
     def test_adapt_names_the_missing_engine_command(self, volume):
         with pytest.raises(NotImplementedError, match="meddenoise adapt.*issue 3"):

@@ -146,7 +146,9 @@ class TestCMake:
         assert {s.replace("${MODULE_NAME}", "MedDenoise") for s in scripts} >= shipped
         engine = set(cmake_list(self.text, "MEDDENOISE_ENGINE_SCRIPTS"))
         on_disk = {str(p.relative_to(ROOT / "MedDenoiseLib")) for p in (ROOT / "MedDenoiseLib").rglob("*.py")}
-        assert on_disk - engine == set(), f"MedDenoiseLib files missing from MedDenoise/CMakeLists.txt: {on_disk - engine}"
+        assert on_disk - engine == set(), (f"MedDenoiseLib files missing from MedDenoise/CMakeLists.txt: "
+                                           f"{sorted(on_disk - engine)}; run "
+                                           "`.venv/bin/python Testing/slicer/make_assets.py cmake`")
         assert all((ROOT / "MedDenoiseLib" / f).is_file() for f in engine), "CMake lists engine files that do not exist"
         assert "${MEDDENOISE_ENGINE_BUILD_SCRIPTS}" in scripts and "Scripts/meddenoise_worker.py" in scripts
 

@@ -1,0 +1,120 @@
+"""The methods an evaluation compares: ``noisy`` (no denoising), classical baselines, models.
+
+Each method maps a noisy (z, y, x) float32 array to a denoised one of the same shape, timed
+with ``time.perf_counter`` around the call only (noise simulation and scoring excluded).
+Models go through :func:`MedDenoiseLib.pipeline.denoise_volume`, the same path as the CLI
+and the Slicer module, so the numbers describe what users get (normalisation, sliding
+window, TTA and the uncertainty map included).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..baselines import get_baseline
+from ..volume import Geometry, Volume
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["MethodOutput", "NoisyMethod", "BaselineMethod", "ModelMethod", "build_methods"]
+
+
+@dataclass
+class MethodOutput:
+    """One method's result on one noisy image."""
+
+    denoised: np.ndarray
+    seconds: float
+    uncertainty: np.ndarray | None = None
+    info: dict = field(default_factory=dict)
+
+
+class NoisyMethod:
+    """The identity: scores of the noisy input itself (the "no denoising" row)."""
+
+    name = "noisy"
+    kind = "noisy"
+
+    def run(self, noisy: np.ndarray, *, sigma: float, geometry: Geometry) -> MethodOutput:
+        return MethodOutput(noisy, 0.0)
+
+    def describe(self) -> dict:
+        return {"name": self.name, "kind": self.kind}
+
+
+class BaselineMethod:
+    """A registered classical method with its (modality-aware) parameters."""
+
+    kind = "baseline"
+
+    def __init__(self, name: str, modality: str, params: dict[str, Any] | None = None) -> None:
+        self.spec = get_baseline(name)
+        self.name = name
+        self.params = dict(params or {})
+        if modality == "mr" and self.spec.rician_param is not None:
+            key, value = self.spec.rician_param
+            self.params.setdefault(key, value)
+
+    def run(self, noisy: np.ndarray, *, sigma: float, geometry: Geometry) -> MethodOutput:
+        started = time.perf_counter()
+        out = self.spec.function(noisy, sigma=sigma if self.spec.uses_sigma else None, **self.params)
+        return MethodOutput(np.asarray(out, dtype=np.float32), time.perf_counter() - started)
+
+    def describe(self) -> dict:
+        return {"name": self.name, "kind": self.kind, "library": self.spec.library, "params": self.params,
+                "uses_sigma": self.spec.uses_sigma, "function": f"MedDenoiseLib.baselines.{self.spec.function.__name__}"}
+
+
+class ModelMethod:
+    """A trained network run through the denoising pipeline."""
+
+    kind = "model"
+
+    def __init__(self, token: str, modality: str, *, tta: int, device: str) -> None:
+        from ..models.resolve import resolve_model
+
+        self.name = token
+        self.modality = modality
+        model_name = token.split(":", 1)[1] if ":" in token else None
+        self.loaded = resolve_model(model_name, modality)
+        self.tta, self.device = tta, device
+
+    @property
+    def card(self) -> dict:
+        return self.loaded.card
+
+    def run(self, noisy: np.ndarray, *, sigma: float, geometry: Geometry) -> MethodOutput:
+        from ..pipeline import InferenceOptions, denoise_volume
+
+        options = InferenceOptions(tta=self.tta, device=self.device)
+        started = time.perf_counter()
+        result = denoise_volume(Volume(noisy, geometry=geometry), self.loaded, modality=self.modality, options=options)
+        seconds = time.perf_counter() - started
+        info = {k: result.report.get(k) for k in ("device", "patches", "tta", "noise_sigma")}
+        return MethodOutput(result.denoised.array.astype(np.float32), seconds, result.uncertainty.array, info)
+
+    def describe(self) -> dict:
+        card = self.loaded.card
+        return {"name": self.name, "kind": self.kind, "model": self.loaded.name, "path": str(self.loaded.path),
+                "sha256": card.get("sha256"), "architecture": card.get("architecture"), "tta": self.tta,
+                "device": self.device, "trained_on": card.get("training", {}).get("config", {}).get("data", {}).get("train")}
+
+
+def build_methods(methods: list[str], modality: str, *, tta: int, device: str,
+                  baseline_params: dict[str, dict[str, Any]] | None = None) -> list:
+    """Instantiate every ``--methods`` token (models are loaded here, once)."""
+    params = baseline_params or {}
+    built = []
+    for token in methods:
+        if token == "noisy":
+            built.append(NoisyMethod())
+        elif token == "model" or token.startswith("model:"):
+            built.append(ModelMethod(token, modality, tta=tta, device=device))
+        else:
+            built.append(BaselineMethod(token, modality, params.get(token)))
+    return built

@@ -1,0 +1,153 @@
+"""Run an evaluation: simulate noise on every clean case, denoise with every method, score.
+
+Noise for (case i, level j) is drawn from ``torch.Generator().manual_seed(s)`` with
+``s = SeedSequence([seed, i, j])``, so any single cell of the results can be regenerated,
+and every method sees the same noisy image.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import platform
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from .. import __version__
+from ..baselines import estimate_noise_sigma
+from ..errors import CancelledError
+from ..metrics import mae, psnr, rmse, segmentation_dice, ssim, tissue_classes
+from ..noise import LEVELS, simulate_noise
+from .cases import Case, check_leakage, load_cases
+from .config import EvaluationConfig
+from .methods import build_methods
+from .summary import compare_methods, summarize, timing_table
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["EvaluationResult", "evaluate", "noise_seed", "simulate_case_noise", "score_output"]
+
+Progress = Callable[[int, int, str], None]
+
+
+@dataclass
+class EvaluationResult:
+    """Everything the report writer needs; ``to_json`` drops the image panels."""
+
+    config: dict
+    environment: dict
+    cases: list[dict]
+    methods: list[dict]
+    reference: str | None
+    records: list[dict]
+    summary: list[dict]
+    comparisons: list[dict]
+    timing: list[dict]
+    panels: dict = field(default_factory=dict)  # level -> {"clean", "noisy", method: slice, "uncertainty": {...}}
+
+    def to_json(self) -> dict:
+        return {k: v for k, v in self.__dict__.items() if k != "panels"}
+
+
+def noise_seed(seed: int, case_index: int, level_index: int) -> int:
+    """Seed of the noise draw for one (case, level) cell."""
+    return int(np.random.SeedSequence([seed, case_index, level_index]).generate_state(1, dtype=np.uint64)[0] >> 1)
+
+
+def simulate_case_noise(case: Case, modality: str, level: float, seed: int, *, fast: bool) -> np.ndarray:
+    """The modality's physics noise at ``level`` on ``case.clean`` (float32, same shape)."""
+    options = {"pixel_size_mm": float(case.geometry.spacing[0])} if modality == "ct" else {}
+    generator = torch.Generator().manual_seed(seed)
+    noisy = simulate_noise(modality, torch.from_numpy(case.clean), level=level, generator=generator, fast=fast,
+                           **options)
+    return noisy.numpy().astype(np.float32)
+
+
+def _ssim_dims(shape: tuple[int, ...]) -> int | None:
+    if min(shape[1:]) < 11:
+        return None
+    return 3 if shape[0] >= 11 else 2
+
+
+def score_output(clean: np.ndarray, output: np.ndarray, *, mask: np.ndarray | None, data_range: float,
+                 n_classes: int, seg_method: str) -> dict:
+    """PSNR, SSIM (3D when every axis holds the 11-voxel window, else slice-wise), RMSE, MAE, Dice."""
+    dims = _ssim_dims(clean.shape)
+    try:
+        s = ssim(clean, output, data_range=data_range, spatial_dims=dims, mask=mask) if dims else math.nan
+    except Exception as exc:  # mask entirely in the border: report, do not abort the run
+        logger.warning("SSIM not computed: %s", exc)
+        s = math.nan
+    return {"psnr": psnr(clean, output, data_range=data_range, mask=mask), "ssim": s,
+            "rmse": rmse(clean, output, mask=mask), "mae": mae(clean, output, mask=mask),
+            "dice": segmentation_dice(clean, output, n_classes=n_classes, method=seg_method),
+            "ssim_dims": dims}
+
+
+def _environment() -> dict:
+    import scipy
+    import SimpleITK
+
+    versions = {"meddenoise": __version__, "torch": torch.__version__, "numpy": np.__version__,
+                "scipy": scipy.__version__, "SimpleITK": SimpleITK.Version_VersionString()}
+    for module in ("skimage", "dipy", "bm4d"):
+        try:
+            versions[module] = __import__(module).__version__
+        except Exception:  # absent or without __version__
+            versions[module] = None
+    return {"platform": platform.platform(), "python": platform.python_version(),
+            "torch_threads": torch.get_num_threads(), "versions": versions}
+
+
+def evaluate(config: EvaluationConfig, *, progress: Progress | None = None,
+             should_stop: Callable[[], bool] | None = None) -> EvaluationResult:
+    """Run ``config`` and return per-case records, summaries, comparisons and timing."""
+    methods = build_methods(config.methods, config.modality, tta=config.tta, device=config.device,
+                            baseline_params=config.baseline_params)
+    cases = load_cases(config.data, crop=config.crop)
+    cards = {m.name: m.card for m in methods if m.kind == "model"}
+    cases = check_leakage(cases, cards, exclude=config.exclude_training)
+    records, panels = [], {}
+    total, done = len(cases) * len(config.levels) * len(methods), 0
+    for i, case in enumerate(cases):
+        data_range = float(case.clean.max() - case.clean.min())
+        mask = tissue_classes(case.clean, n_classes=2) > 0 if config.mask == "foreground" else None
+        for j, level in enumerate(config.levels):
+            seed = noise_seed(config.seed, i, j)
+            noisy = simulate_case_noise(case, config.modality, level, seed, fast=config.fast_noise)
+            oracle = float(np.std(noisy - case.clean))
+            sigma = oracle if config.sigma == "oracle" else estimate_noise_sigma(noisy)
+            panel = panels.setdefault(level, {}) if i == 0 else None
+            if panel is not None:
+                z = case.clean.shape[0] // 2
+                panel.update({"case": case.name, "clean": case.clean[z], "noisy": noisy[z], "outputs": {},
+                              "uncertainty": {}})
+            for method in methods:
+                if should_stop is not None and should_stop():
+                    raise CancelledError("evaluation stopped by the user; no report written")
+                out = method.run(noisy, sigma=sigma, geometry=case.geometry)
+                scores = score_output(case.clean, out.denoised, mask=mask, data_range=data_range,
+                                      n_classes=config.segmentation_classes, seg_method=config.segmentation_method)
+                records.append({"case": case.name, "level": level, "method": method.name, **scores,
+                                "seconds": round(out.seconds, 4), "voxels": int(noisy.size),
+                                "sigma_given": sigma, "sigma_oracle": oracle, "noise_seed": seed, **out.info})
+                if panel is not None:
+                    panel["outputs"][method.name] = out.denoised[z]
+                    if out.uncertainty is not None:
+                        panel["uncertainty"][method.name] = out.uncertainty[z]
+                done += 1
+                if progress is not None:
+                    progress(done, total, f"{case.name} level {level:g} {method.name}")
+                logger.info("%s %s=%g %s: PSNR %.2f dB SSIM %.4f (%.2f s)", case.name, LEVELS[config.modality].name,
+                            level, method.name, scores["psnr"], scores["ssim"], out.seconds)
+    names = [m.name for m in methods]
+    reference = config.reference_method()
+    comparisons = [] if reference is None else compare_methods(
+        records, reference, names, config.levels, seed=config.seed, n_resamples=config.bootstrap_resamples)
+    return EvaluationResult(config=config.model_dump(mode="json"), environment=_environment(),
+                            cases=[c.describe() for c in cases], methods=[m.describe() for m in methods],
+                            reference=reference, records=records, summary=summarize(records, names, config.levels),
+                            comparisons=comparisons, timing=timing_table(records, names), panels=panels)
