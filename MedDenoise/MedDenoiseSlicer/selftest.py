@@ -15,12 +15,10 @@ from .job import WorkerLauncher
 from .runner import WorkerProcess
 
 TINY_MODEL_CODE = (
-    "import sys, torch\n"
-    "from MedDenoiseLib.models import build_model\n"
+    "import sys\n"
     "from MedDenoiseLib.models.card import save_model\n"
-    "torch.manual_seed(0)\n"
-    "save_model(build_model('slab25d', features=8, depth=3).eval(), sys.argv[1], "
-    "{'name': 'mr_tiny_test', 'modality': 'mr'})\n"
+    "from MedDenoiseLib.testing import tiny_model\n"
+    "save_model(tiny_model(), sys.argv[1], {'name': 'mr_tiny_test', 'modality': 'mr'})\n"
 )
 #: An oblique IJK-to-RAS (rotated, anisotropic, shifted) for geometry checks.
 OBLIQUE_IJK_TO_RAS = np.array([[0.0, -0.9, 0.1, 10.0], [0.8, 0.0, 0.0, -5.0], [0.0, 0.1, 2.5, 3.0], [0, 0, 0, 1]])

@@ -8,7 +8,6 @@ weights file; ``load_model`` refuses weights whose hash differs from the card.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -22,13 +21,14 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from ..errors import WeightsError, rule_message
+from ..model_files import CARD_NAME, WEIGHTS_NAME, read_card, sha256_of, verified_weights
 from .registry import build_model
 
 logger = logging.getLogger(__name__)
 
-CARD_NAME = "card.json"
-WEIGHTS_NAME = "model.safetensors"
 CARD_VERSION = 1
+
+__all__ = ["CARD_NAME", "WEIGHTS_NAME", "LoadedModel", "load_model", "read_card", "save_model", "sha256_of"]
 
 
 @dataclass
@@ -42,15 +42,6 @@ class LoadedModel:
     @property
     def name(self) -> str:
         return str(self.card.get("name", self.path.name))
-
-
-def sha256_of(path: Path) -> str:
-    """Hex sha256 of a file, read in 1 MiB chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def save_model(model: nn.Module, directory: str | Path, card: dict[str, Any]) -> Path:
@@ -80,32 +71,10 @@ def save_model(model: nn.Module, directory: str | Path, card: dict[str, Any]) ->
     return directory
 
 
-def read_card(path: str | Path) -> tuple[dict[str, Any], Path]:
-    """Read the card of a model directory (or of a ``card.json`` path); returns (card, directory)."""
-    path = Path(path)
-    directory = path if path.is_dir() else path.parent
-    card_path = directory / CARD_NAME
-    if not card_path.is_file():
-        raise WeightsError(rule_message("model path", f"must be a directory holding {CARD_NAME} and {WEIGHTS_NAME}",
-                                        str(path), "Pass a model directory written by save_model or a shipped model name."))
-    try:
-        card = json.loads(card_path.read_text())
-    except json.JSONDecodeError as exc:
-        raise WeightsError(rule_message("model card", "must be valid JSON", str(card_path), f"Fix or re-export it ({exc}).")) from exc
-    return card, directory
-
-
 def load_model(path: str | Path, *, device: str | torch.device = "cpu") -> LoadedModel:
     """Rebuild the network from its card and load weights after checking their sha256."""
     card, directory = read_card(path)
-    weights_path = directory / card.get("weights_file", WEIGHTS_NAME)
-    if not weights_path.is_file():
-        raise WeightsError(rule_message("weights file", "must exist beside the card", str(weights_path),
-                                        "Re-export the model; weights and card travel together."))
-    actual = sha256_of(weights_path)
-    if actual != card.get("sha256"):
-        raise WeightsError(rule_message(f"sha256 of {weights_path}", f"must equal the card's {card.get('sha256')}",
-                                        actual, "The weights were altered or belong to another card; reinstall the model."))
+    weights_path = verified_weights(card, directory)
     arch = dict(card["architecture"])
     network = build_model(arch.pop("name"), **arch)
     state = load_file(str(weights_path), device="cpu")

@@ -2,43 +2,15 @@
 
 from __future__ import annotations
 
-import json
-import os
 from pathlib import Path
 
 import torch
 
 from ..errors import WeightsError, rule_message
+from ..model_files import MODELS_ENV, default_model_name, models_root, shipped_models
 from .card import LoadedModel, load_model
 
-MODELS_ENV = "MEDDENOISE_MODELS"
-
-
-def models_root() -> Path:
-    """``$MEDDENOISE_MODELS`` if set, else ``Resources/Models`` beside the package (repo or Slicer module)."""
-    override = os.environ.get(MODELS_ENV)
-    if override:
-        return Path(override)
-    return Path(__file__).resolve().parents[2] / "Resources" / "Models"
-
-
-def shipped_models() -> dict[str, Path]:
-    """Shipped model name -> directory, for every directory holding a card.json."""
-    root = models_root()
-    if not root.is_dir():
-        return {}
-    return {p.name: p for p in sorted(root.iterdir()) if (p / "card.json").is_file()}
-
-
-def default_model_name(modality: str) -> str:
-    """The default shipped model of a modality, from ``Resources/Models/index.json``."""
-    index_path = models_root() / "index.json"
-    defaults = json.loads(index_path.read_text()).get("defaults", {}) if index_path.is_file() else {}
-    if modality not in defaults:
-        raise WeightsError(rule_message("modality", f"needs a shipped default model (shipped defaults: {defaults})",
-                                        modality, "Pass --model with a model directory or a shipped name "
-                                        f"({sorted(shipped_models())})."))
-    return defaults[modality]
+__all__ = ["MODELS_ENV", "default_model_name", "models_root", "resolve_model", "shipped_models"]
 
 
 def resolve_model(model: str | Path | None, modality: str, *, device: str | torch.device = "cpu") -> LoadedModel:

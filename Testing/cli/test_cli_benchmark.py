@@ -2,18 +2,13 @@
 
 import json
 
-import torch
-
 from MedDenoiseLib.cli.main import main
-from MedDenoiseLib.models import build_model
-from MedDenoiseLib.models.card import save_model
 from MedDenoiseLib.models.resolve import MODELS_ENV
+from MedDenoiseLib.testing import write_tiny_models_root
 
 
 def test_benchmark_json(tmp_path, monkeypatch, capsys):
-    torch.manual_seed(0)
-    save_model(build_model("slab25d", features=8, depth=3).eval(), tmp_path / "m", {"name": "m", "modality": "mr"})
-    (tmp_path / "index.json").write_text(json.dumps({"defaults": {"mr": "m"}}))
+    write_tiny_models_root(tmp_path, ("mr",))
     monkeypatch.setenv(MODELS_ENV, str(tmp_path))
     out = tmp_path / "bench.json"
     assert main(["benchmark", "--sizes", "24x20x6", "40x32x9", "--tta", "1", "2", "--device", "cpu",
@@ -27,4 +22,4 @@ def test_benchmark_json(tmp_path, monkeypatch, capsys):
         assert case["device"] == "cpu" and case["seconds"] > 0 and case["peak_rss_mib"] > 0
         voxels = case["size_xyz"][0] * case["size_xyz"][1] * case["size_xyz"][2]
         assert abs(case["voxels_per_s"] - voxels / case["seconds"]) <= 0.01 * case["voxels_per_s"] + 1
-    assert payload["model"] == "m" and payload["parameters"] > 0
+    assert payload["model"] == "mr_tiny" and payload["parameters"] > 0

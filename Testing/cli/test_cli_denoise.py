@@ -5,20 +5,15 @@ import json
 import numpy as np
 import pytest
 import SimpleITK as sitk
-import torch
 
 from MedDenoiseLib.cli.main import EXIT_ERROR, main
-from MedDenoiseLib.models import build_model
-from MedDenoiseLib.models.card import save_model
 from MedDenoiseLib.models.resolve import MODELS_ENV
+from MedDenoiseLib.testing import write_tiny_models_root
 
 
 @pytest.fixture()
 def models_dir(tmp_path, monkeypatch):
-    torch.manual_seed(0)
-    root = tmp_path / "models"
-    save_model(build_model("slab25d", features=8, depth=3).eval(), root / "ct_tiny", {"name": "ct_tiny", "modality": "ct"})
-    (root / "index.json").write_text(json.dumps({"defaults": {"ct": "ct_tiny"}}))
+    root = write_tiny_models_root(tmp_path / "models", ("ct",))
     monkeypatch.setenv(MODELS_ENV, str(root))
     return root
 

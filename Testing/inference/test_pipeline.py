@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from MedDenoiseLib.errors import CancelledError, ConfigError, DeviceError, InputError
-from MedDenoiseLib.models import build_model
+from MedDenoiseLib.testing import tiny_model
 from MedDenoiseLib.pipeline import InferenceOptions, denoise_volume
 from MedDenoiseLib.volume import Geometry, Volume
 
@@ -23,8 +23,7 @@ def mr_volume(shape=(6, 40, 36), seed=0):
 
 
 def small_model(**kw):
-    torch.manual_seed(0)
-    return build_model("slab25d", features=8, depth=3, norm="none", **kw).eval()
+    return tiny_model(**kw)
 
 
 class TestDenoiseVolume:

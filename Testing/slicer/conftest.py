@@ -46,13 +46,7 @@ def volume(scene):
 @pytest.fixture(scope="session")
 def tiny_models(tmp_path_factory):
     """A models root with a tiny untrained slab25d MR model (needs torch), as Testing/cli does."""
-    torch = pytest.importorskip("torch")
-    from MedDenoiseLib.models import build_model
-    from MedDenoiseLib.models.card import save_model
+    pytest.importorskip("torch")
+    from MedDenoiseLib.testing import write_tiny_models_root
 
-    torch.manual_seed(0)
-    root = tmp_path_factory.mktemp("models")
-    save_model(build_model("slab25d", features=8, depth=3).eval(), root / "mr_tiny",
-               {"name": "mr_tiny", "modality": "mr"})
-    (root / "index.json").write_text(json.dumps({"defaults": {"mr": "mr_tiny"}}))
-    return root
+    return write_tiny_models_root(tmp_path_factory.mktemp("models"), ("mr",))
