@@ -37,7 +37,8 @@ def add_parser(sub) -> None:
     p.add_argument("--methods", default=None, help="comma-separated: noisy, model, model:NAME, or baseline names")
     p.add_argument("--reference", default=None, help="method compared with every other (default: first model)")
     p.add_argument("--seed", type=int, default=None, help="noise/bootstrap seed (drawn and saved when omitted)")
-    p.add_argument("--crop", default=None, help="XxYxZ crop centred on the foreground, e.g. 128x128x16")
+    p.add_argument("--crop", default=None, help="XxYxZ crop centred on the foreground, e.g. 128x128x16 "
+                   "(dualnet protocol: default 96x96x8)")
     p.add_argument("--sigma", choices=("estimate", "oracle"), default="estimate",
                    help="noise std given to baselines: blind estimate or std(noisy - clean)")
     p.add_argument("--mask", choices=("none", "foreground"), default="none")
@@ -99,10 +100,15 @@ def build_config(args):
 
 def run(args) -> int:
     if args.protocol != "simulate":
+        from ..evaluation.config import parse_size_xyz
         from ..evaluation.reproductions import run_reproductions
 
+        try:
+            crop = parse_size_xyz(args.crop) if args.crop else None
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from exc
         run_reproductions(args.protocol, data_root=args.data_root, out_dir=args.out, epochs=args.epochs,
-                          images_per_volume=args.images_per_volume, doc=args.doc, seed=args.seed)
+                          images_per_volume=args.images_per_volume, doc=args.doc, seed=args.seed, crop=crop)
         return 0
     from tqdm import tqdm
 
@@ -110,19 +116,23 @@ def run(args) -> int:
     from .reporting import StopFlag
 
     config = build_config(args)
-    args.out.mkdir(parents=True, exist_ok=True)
-    config_path = args.out / "config.yaml"
-    config_path.write_text(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
-    bar = tqdm(desc="evaluate", unit="run")
+    bars: list = []
 
     def progress(done: int, total: int, message: str) -> None:
-        bar.total = total
-        bar.n = done
-        bar.set_postfix_str(message, refresh=True)
+        if not bars:
+            bars.append(tqdm(total=total, desc="evaluate", unit="run"))
+        bars[0].n = done
+        bars[0].set_postfix_str(message, refresh=True)
 
     with StopFlag() as stop:
-        result = evaluate(config, progress=progress, should_stop=stop)
-    bar.close()
+        try:
+            result = evaluate(config, progress=progress, should_stop=stop)
+        finally:
+            for bar in bars:
+                bar.close()
+    args.out.mkdir(parents=True, exist_ok=True)
+    config_path = args.out / "config.yaml"  # with the seed actually used: re-running it gives the same numbers
+    config_path.write_text(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
     command = f"meddenoise evaluate --config {shlex.quote(str(config_path))} --out {shlex.quote(str(args.out))}"
     paths = write_report(result, args.out, command=command)
     logger.info("report: %s", paths["markdown"])

@@ -7,9 +7,9 @@ import logging
 import sys
 
 from ..errors import CancelledError, MedDenoiseError
-from . import benchmark, demo, denoise, evaluate, models, train
+from . import adapt, benchmark, demo, denoise, evaluate, models, train
 
-SUBCOMMANDS = (denoise, demo, benchmark, train, models, evaluate)
+SUBCOMMANDS = (denoise, demo, benchmark, train, adapt, models, evaluate)
 EXIT_ERROR, EXIT_CANCELLED = 2, 130
 
 

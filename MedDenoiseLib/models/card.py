@@ -20,6 +20,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from .. import __version__
 from ..errors import WeightsError, rule_message
 from ..model_files import CARD_NAME, WEIGHTS_NAME, read_card, sha256_of, verified_weights
 from .registry import build_model
@@ -59,6 +60,7 @@ def save_model(model: nn.Module, directory: str | Path, card: dict[str, Any]) ->
     full_card = dict(card)
     full_card.update(
         card_version=CARD_VERSION,
+        library_version=__version__,
         architecture=getattr(model, "architecture_config", None),
         parameters=sum(p.numel() for p in model.parameters()),
         weights_file=WEIGHTS_NAME,

@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import functools
 import math
-from typing import Any
 
 import torch
 
-from .base import NoiseTransform, RandomNoise, draw_uniform, register_noise
-from .checks import check_generator, check_input, compute_dtype, parse_range
-from .ct_projection import check_dose_fraction, check_ct_options
+from .base import register_noise
+from .checks import check_generator, check_input, compute_dtype
+from .ct_projection import CTProjectionNoise, RandomCTProjectionNoise, check_ct_options, check_dose_fraction
 from .ct_units import MU_WATER_PER_MM, water_equivalent_diameter_mm
 
 __all__ = ["add_ct_image_noise", "CTImageNoise", "RandomCTImageNoise", "ct_noise_sigma_hu"]
@@ -153,56 +152,17 @@ def add_ct_image_noise(
 
 
 @register_noise("ct_image")
-class CTImageNoise(NoiseTransform):
-    """Module form of :func:`add_ct_image_noise` with fixed parameters."""
+class CTImageNoise(CTProjectionNoise):
+    """Module form of :func:`add_ct_image_noise`; same parameters as :class:`CTProjectionNoise`."""
 
-    def __init__(
-        self,
-        dose_fraction: float,
-        n0_photons: float = 2.5e5,
-        electronic_sigma: float = 10.0,
-        pixel_size_mm: float = 1.0,
-        n_angles: int = 360,
-        filter_name: str = "hann",
-        mu_water_per_mm: float = MU_WATER_PER_MM,
-    ) -> None:
-        super().__init__()
-        self.dose_fraction = check_dose_fraction(dose_fraction)
-        self.options = check_ct_options(n0_photons=n0_photons, electronic_sigma=electronic_sigma,
-                                  pixel_size_mm=pixel_size_mm, n_angles=n_angles, filter_name=filter_name,
-                                  mu_water_per_mm=mu_water_per_mm)
-
-    def forward(self, x: torch.Tensor, *, generator: torch.Generator) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, *, generator: torch.Generator) -> torch.Tensor:  # type: ignore[override]
         return add_ct_image_noise(x, self.dose_fraction, generator=generator, **self.options)
 
-    def params(self) -> dict[str, Any]:
-        return {"dose_fraction": self.dose_fraction, **self.options}
 
-
-class RandomCTImageNoise(RandomNoise):
+class RandomCTImageNoise(RandomCTProjectionNoise):
     """Draw :math:`d \\sim U(a, b)` and a seed; apply :class:`CTImageNoise`.
 
     Parameters are those of :class:`~.ct_projection.RandomCTProjectionNoise`.
     """
 
     transform_type = CTImageNoise
-
-    def __init__(
-        self,
-        dose_range: float | tuple[float, float] = (0.10, 0.25),
-        *,
-        n0_photons: float = 2.5e5,
-        electronic_sigma: float = 10.0,
-        pixel_size_mm: float = 1.0,
-        n_angles: int = 360,
-        filter_name: str = "hann",
-        mu_water_per_mm: float = MU_WATER_PER_MM,
-    ) -> None:
-        self.dose_range = parse_range("dose_range", dose_range, low=0.0, high=1.0, low_open=True,
-                                      fix="Dose fractions are in (0, 1], e.g. (0.10, 0.25).")
-        self.options = check_ct_options(n0_photons=n0_photons, electronic_sigma=electronic_sigma,
-                                  pixel_size_mm=pixel_size_mm, n_angles=n_angles, filter_name=filter_name,
-                                  mu_water_per_mm=mu_water_per_mm)
-
-    def draw_params(self, generator: torch.Generator) -> dict[str, Any]:
-        return {"dose_fraction": draw_uniform(generator, *self.dose_range), **self.options}

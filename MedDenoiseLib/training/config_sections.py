@@ -180,4 +180,5 @@ class LogConfig(_Strict):
     tensorboard: bool = True
     """Write TensorBoard events under ``run_dir/tensorboard`` when the tensorboard package is installed."""
     plot: bool = True
-    """Write ``run_dir/curves.png`` (training loss, validation PSNR/SSIM) at every checkpoint."""
+    """Write ``run_dir/curves.png`` (training loss, validation PSNR/SSIM) after each validation, every 10th
+    checkpoint and at the end."""

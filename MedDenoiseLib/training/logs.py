@@ -80,8 +80,8 @@ class RunLog:
             for key, value in values.items():
                 self.writer.add_scalar(f"{prefix}/{key}", value, step)
 
-    def write(self, history: list[dict], validation: list[dict]) -> None:
-        """Rewrite the CSV (and PNG) from the full history."""
+    def write(self, history: list[dict], validation: list[dict], *, plot: bool = True) -> None:
+        """Rewrite the CSV (and, with ``plot``, the PNG) from the full history."""
         if not self.enabled:
             return
         rows = merge_rows(history, validation)
@@ -94,7 +94,7 @@ class RunLog:
             writer.writeheader()
             writer.writerows(rows)
         tmp.replace(self.run_dir / CSV_NAME)
-        if self.config.plot and rows:
+        if plot and self.config.plot and rows:
             plot_curves(rows, self.run_dir / PNG_NAME, self.title)
         if self.writer is not None:
             self.writer.flush()

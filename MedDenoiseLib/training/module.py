@@ -22,7 +22,7 @@ from torch import nn
 from ..errors import ConfigError, rule_message
 from ..models import build_model
 from ..models.card import load_model
-from ..models.resolve import shipped_models
+from ..model_files import shipped_models
 from .config import TrainConfig
 from .losses import DenoisingLoss, masked_loss
 from .n2v_masking import n2s_mask, n2v_mask

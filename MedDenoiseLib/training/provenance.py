@@ -11,7 +11,7 @@ import json
 import logging
 from pathlib import Path
 
-from ..models.card import sha256_of
+from ..model_files import sha256_of
 
 logger = logging.getLogger(__name__)
 

@@ -13,8 +13,9 @@ import tempfile
 from pathlib import Path
 from typing import Callable, Optional
 
+from ..errors import CancelledError, rule_message
 from ..io import read_volume
-from ..models.card import sha256_of
+from ..model_files import sha256_of
 from ..models.resolve import resolve_model
 from .config import TrainConfig
 from .export import export
@@ -113,6 +114,9 @@ def adapt(scan: str | Path, model: str | Path, *, steps: int, out: str | Path, m
         logger.info("adapting %s to %s for %d steps (%s, %.1f %% masked)", loaded.name, scan, steps, algorithm,
                     100 * fraction)
         train(config, work, progress=progress, should_stop=should_stop)
+        if should_stop is not None and should_stop():
+            raise CancelledError(rule_message("adapt", "was cancelled before the last step", str(scan),
+                                              "Run it again; nothing was exported."))
         extra = {"adapted_from": {"model": card.get("name"), "model_sha256": card.get("sha256"), "scan": str(scan),
                                   "scan_sha256": sha256_of(Path(scan)) if Path(scan).is_file() else None}}
         return export(config, work, out, extra_card=extra, weights="last")

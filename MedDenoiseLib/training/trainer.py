@@ -69,7 +69,8 @@ def training_device(name: str, ctx: DistContext) -> torch.device:
 
 
 def train(config: TrainConfig, run_dir: str | Path, *, progress: Progress | None = None,
-          should_stop: Callable[[], bool] | None = None, resume_from: str | Path | None = None) -> Path:
+          should_stop: Callable[[], bool] | None = None, resume_from: str | Path | None = None,
+          on_step: Callable[[int, torch.nn.Module], None] | None = None) -> Path:
     """Train (or resume) until ``config.optim.steps`` or early stopping; returns the checkpoint directory.
 
     Parameters
@@ -83,6 +84,8 @@ def train(config: TrainConfig, run_dir: str | Path, *, progress: Progress | None
         Polled after every step; True on any rank stops every rank (no checkpoint is forced).
     resume_from : path, optional
         Resume from this checkpoint directory instead of ``run_dir/checkpoint``.
+    on_step : callable (step, model), optional
+        Called on every rank after each optimiser step with the (unwrapped) network, e.g. for previews.
     """
     run_dir = Path(run_dir)
     ckpt = run_dir / "checkpoint"
@@ -151,6 +154,8 @@ def train(config: TrainConfig, run_dir: str | Path, *, progress: Progress | None
                 window = {}
             if progress is not None:
                 progress(run.step, config.optim.steps, window["loss"][-1] if window else loss.item())
+            if on_step is not None:
+                on_step(run.step, model)
             if ctx.any(bool(should_stop is not None and should_stop())) or stop_early:
                 break
     finally:
@@ -209,7 +214,9 @@ def _checkpoint(run: RunState, window: dict, config, ckpt: Path, model, optimize
                         config=config.model_dump(mode="json"), history=run.history, extra=run.extra(), ema=ema,
                         generator_states=states, scaler=scaler)
         log.scalars(run.step, {k: v for k, v in entry.items() if k != "step"}, "train")
-        log.write(run.history, run.validation)
+        validated = bool(run.validation) and run.validation[-1]["step"] == run.step
+        last = run.step == config.optim.steps or run.stopped_early
+        log.write(run.history, run.validation, plot=validated or last or len(run.history) % 10 == 0)
         logger.info("step %d loss %.5f", run.step, entry["loss"])
 
 

@@ -49,8 +49,8 @@ def test_autoencoder_training_lowers_the_loss():
     images = np.stack([0.5 + 0.4 * np.sin(6 * xx + k) * np.cos(4 * yy) for k in range(8)]).astype(np.float32)
     noise = lambda x, g: add_gondara_gaussian_noise(x, 0.1, generator=g)  # noqa: E731
     model, history = train_autoencoder({"name": "cdae", "pool_depth": False, "channels": (8, 8, 8, 8)}, images,
-                                       noise, epochs=40, batch_size=4, seed=0, lr=3e-3)
-    assert history[-1] < 0.5 * history[0]
+                                       noise, epochs=20, batch_size=8, seed=0, lr=1e-2)
+    assert history[-1] < 0.6 * history[0]  # seeded: 0.047 -> 0.021 on CPU
     assert predict(model, images[:2]).shape == (2, 16, 16)
 
 
@@ -66,11 +66,11 @@ def _fake_gondara(epochs: int) -> dict:
 
 
 def test_document_marks_reduced_runs_and_untranscribed_values(tmp_path):
-    path = render_document({"gondara2016": _fake_gondara(2)}, tmp_path / "r.md", command="meddenoise evaluate ...")
+    path = render_document({"gondara2016": _fake_gondara(2)}, tmp_path / "r.md", commands=["meddenoise evaluate ..."])
     text = path.read_text()
     assert "Reduced run: 2 epoch(s) instead of 100" in text and "not transcribed" in text
     assert "| p=0.1, σ=1 | 0.500 ± 0.100 |" in text and "| p=0.1, σ=1 | median | 0.100 [0.050, 0.150] |" in text
-    full = render_document({"gondara2016": _fake_gondara(100)}, tmp_path / "f.md", command="x").read_text()
+    full = render_document({"gondara2016": _fake_gondara(100)}, tmp_path / "f.md", commands=["x"]).read_text()
     assert "Reduced run" not in full
 
 

@@ -23,6 +23,7 @@ class TestCard:
         loaded = load_model(tmp_path / "m")
         card = json.loads((tmp_path / "m" / "card.json").read_text())
         assert card["architecture"]["name"] == "slab25d" and card["architecture"]["features"] == 8
+        assert card["card_version"] == 1 and card["library_version"]
         assert len(card["sha256"]) == 64 and card["parameters"] == sum(p.numel() for p in model.parameters())
         x = torch.rand(1, 1, 3, 16, 16)
         torch.testing.assert_close(loaded.network(x), model(x))

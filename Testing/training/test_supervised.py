@@ -64,3 +64,72 @@ class TestSupervised:
         with pytest.raises(ValidationError, match="patch_size depth must exceed 2 x loss_margin"):
             TrainConfig.model_validate({**config_for(mr_file, 2).model_dump(), "data": {
                 "train": [str(mr_file)], "patch_size": (2, 16, 16), "loss_margin": 1}})
+
+
+def dncnn_config(train_files, validation_files, steps, **overrides):
+    raw = {"name": "tiny_dncnn", "seed": 3, "checkpoint_every": 10,
+           "model": {"name": "dncnn", "depth": 4, "features": 16, "kernel_depth": 1},
+           "data": {"train": train_files, "validation": validation_files, "patch_size": (3, 24, 24),
+                    "batch_size": 4, "refresh_every": 10},
+           "noise": {"modality": "mr", "level_range": (6.0, 10.0)},
+           "loss": {"l1": 1.0, "ssim": 0.2, "edge": 0.1},
+           "optim": {"steps": steps, "warmup_steps": 2, "lr": 3e-3},
+           "validation": {"every": 20, "patches": 4, "patch_size": (3, 32, 32)}, "logs": {"tensorboard": False}}
+    raw.update(overrides)
+    return TrainConfig.model_validate(raw)
+
+
+class TestSupervisedValidation:
+    def test_beats_noisy_input_and_exports_metrics_and_provenance(self, tmp_path, patients):
+        train_files, validation_files = patients
+        manifest = {"files": [{"path": "train0.nii.gz", "source_package": "phantom-pkg", "source_version": "1.0",
+                               "registry": "PyPI", "licence": "MIT", "modality": "MR", "sha256": "0" * 64}]}
+        (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+        config = dncnn_config(train_files, validation_files, 60)
+        train(config, tmp_path / "run")
+        state = json.loads((tmp_path / "run" / "checkpoint" / "state.json").read_text())
+        last = state["validation"][-1]
+        assert [v["step"] for v in state["validation"]] == [20, 40, 60]
+        assert last["psnr"] > last["noisy_psnr"] + 1.0 and last["ssim"] > last["noisy_ssim"]
+        assert state["best"]["ssim"] == max(v["ssim"] for v in state["validation"])
+        rows = (tmp_path / "run" / "train_log.csv").read_text().splitlines()
+        assert rows[0].startswith("step,loss,lr,seconds") and "val_psnr" in rows[0] and len(rows) == 7
+        assert (tmp_path / "run" / "curves.png").stat().st_size > 1000
+
+        card = load_model(export(config, tmp_path / "run", tmp_path / "model")).card
+        assert card["metrics"]["validation"]["step"] == state["best"]["step"]
+        assert card["metrics"]["validation"]["noisy_psnr"] == last["noisy_psnr"]
+        assert card["training"]["device"] == "cpu" and card["training"]["wall_seconds"] > 0
+        first, second = card["data"]["train"]
+        assert first["in_manifest"] and first["licence"] == "MIT" and first["source_package"] == "phantom-pkg"
+        assert first["sha256_matches_manifest"] is False and not second["in_manifest"]
+        assert card["data"]["validation"][0]["sha256"] and card["citations"]
+
+    def test_early_stopping_and_resume_after_it(self, tmp_path, patients):
+        train_files, validation_files = patients
+        config = dncnn_config(train_files, validation_files, 40, checkpoint_every=5,
+                              validation={"every": 5, "patches": 1, "patch_size": (3, 16, 16), "patience": 1,
+                                          "min_delta": 1.0})
+        ckpt = train(config, tmp_path / "run")
+        state = json.loads((ckpt / "state.json").read_text())
+        assert state["stopped_early"] and state["step"] == 10 and state["best"]["step"] == 5
+        assert train(config, tmp_path / "run") == ckpt  # a stopped run stays stopped
+        assert json.loads((ckpt / "state.json").read_text())["step"] == 10
+
+    def test_resume_is_exact_with_ema_validation_and_dual_loss(self, tmp_path, patients):
+        train_files, validation_files = patients
+        config = dncnn_config(train_files, validation_files, 4, checkpoint_every=1,
+                              optim={"steps": 4, "warmup_steps": 1, "lr": 1e-3, "ema_decay": 0.9},
+                              validation={"every": 2, "patches": 1, "patch_size": (3, 16, 16)},
+                              data={"train": train_files, "validation": validation_files, "patch_size": (3, 16, 16),
+                                    "batch_size": 2, "refresh_every": 2, "augment": {"rot90": True}})
+        straight = train(config, tmp_path / "a")
+        done = []
+        train(config, tmp_path / "b", progress=lambda s, t, l: done.append(s), should_stop=lambda: len(done) >= 3)
+        resumed = train(config, tmp_path / "b")
+        a, b = (json.loads((d / "state.json").read_text()) for d in (straight, resumed))
+        assert [h["loss"] for h in a["history"]] == [h["loss"] for h in b["history"]]
+        assert a["validation"] == b["validation"]
+        for name in ("model.safetensors", "ema.safetensors"):
+            wa, wb = load_file(str(straight / name)), load_file(str(resumed / name))
+            assert all(torch.equal(wa[k], wb[k]) for k in wa)

@@ -12,7 +12,8 @@ __all__ = ["GONDARA_2016", "NIT_RAIPUR", "DUALNET"]
 GONDARA_2016: dict = {
     "source": "L. Gondara, ICDMW 2016 (arXiv:1608.04667), Tables II and IV: mean SSIM on the test images",
     "status": "not transcribed: the paper text was not available offline when this harness was written; enter "
-              "the values per setting below (from Table II, combined data set) and regenerate the document",
+              "the values per setting in MedDenoiseLib/evaluation/reproductions/published.py (Table II, combined data "
+              "set) and regenerate this document",
     "ssim": {  # setting label -> {"noisy": ..., "nl_means": ..., "median": ..., "cdae": ...}
         "p=0.1, σ=1": None,
         "p=0.5, σ=1": None,

@@ -1,0 +1,71 @@
+"""Losses: differentiable SSIM agrees with the evaluation metric, edge and masked losses, weighted sum."""
+
+import pytest
+import torch
+
+from MedDenoiseLib.errors import ConfigError, ShapeError
+from MedDenoiseLib.metrics import ssim
+from MedDenoiseLib.training.losses import DenoisingLoss, gradient_loss, masked_loss, ssim3d
+
+
+def _pair(shape, seed=0, dtype=torch.float32):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.rand(shape, generator=g, dtype=dtype)
+    return x, (x + 0.1 * torch.randn(shape, generator=g, dtype=dtype)).clamp(0, 1)
+
+
+class TestSSIM3d:
+    def test_identical_is_one(self):
+        x, _ = _pair((2, 1, 3, 16, 16))
+        assert float(ssim3d(x, x)) == pytest.approx(1.0, abs=1e-6)
+
+    def test_matches_metric_in_3d_and_per_slice(self):
+        x, y = _pair((1, 1, 12, 20, 20), dtype=torch.float64)
+        assert float(ssim3d(x, y)) == pytest.approx(ssim(x[0, 0], y[0, 0], data_range=1.0), abs=1e-6)
+        thin_x, thin_y = x[:, :, :3], y[:, :, :3]  # depth 3 < 11-voxel window: 2D SSIM of each slice
+        expected = ssim(thin_x[0, 0], thin_y[0, 0], data_range=1.0, spatial_dims=2)
+        assert float(ssim3d(thin_x, thin_y)) == pytest.approx(expected, abs=1e-6)
+
+    def test_single_slice_and_batch_cardinality(self):
+        for batch in (1, 2):
+            x, y = _pair((batch, 1, 1, 11, 13))
+            assert 0 < float(ssim3d(x, y)) < 1
+
+    def test_gradcheck(self):
+        x, y = _pair((1, 1, 1, 11, 11), dtype=torch.float64)
+        x.requires_grad_(True)
+        assert torch.autograd.gradcheck(lambda a: ssim3d(a, y), (x,))
+
+    def test_exceptions_name_the_rule(self):
+        x, _ = _pair((1, 1, 3, 8, 8))
+        with pytest.raises(ShapeError, match=r"patch \(H, W\) must be >= the 11-voxel SSIM window; got \(8, 8\)"):
+            ssim3d(x, x)
+        with pytest.raises(ShapeError, match="must both be"):
+            ssim3d(x[0], x[0])
+
+
+class TestOtherLosses:
+    def test_gradient_loss_ignores_offsets_and_sees_edges(self):
+        x, y = _pair((1, 1, 3, 8, 8))
+        assert float(gradient_loss(x, x + 5.0)) == pytest.approx(0.0, abs=1e-6)  # float32 rounding of x + 5
+        assert float(gradient_loss(x, y)) > 0.0
+
+    def test_masked_loss_uses_masked_voxels_only(self):
+        x = torch.zeros(1, 1, 1, 2, 2)
+        y = torch.tensor([[[[[1.0, 3.0], [0.0, 0.0]]]]])
+        mask = torch.tensor([[[[[True, False], [False, False]]]]])
+        assert float(masked_loss(x, y, mask)) == 1.0
+        assert float(masked_loss(x, y, mask, kind="l1")) == 1.0
+        empty = masked_loss(x.requires_grad_(True), y, torch.zeros_like(mask))
+        assert float(empty.detach()) == 0.0 and empty.requires_grad
+        with pytest.raises(ConfigError, match="kind must be 'mse' or 'l1'; got 'huber'"):
+            masked_loss(x, y, mask, kind="huber")
+
+    def test_dual_loss_combines_weighted_terms(self):
+        x, y = _pair((2, 1, 3, 16, 16))
+        total, parts = DenoisingLoss(l1=1.0, ssim=0.5, edge=0.1)(x, y)
+        assert set(parts) == {"l1", "ssim", "edge"}
+        assert float(total) == pytest.approx(parts["l1"] + 0.5 * parts["ssim"] + 0.1 * parts["edge"], rel=1e-5)
+        assert float(DenoisingLoss(l1=1.0, ssim=0.5, edge=0.1)(x, x)[0]) == pytest.approx(0.0, abs=1e-6)
+        with pytest.raises(ConfigError, match="must be >= 0 with a positive sum; got \\(0.0, 0.0, 0.0\\)"):
+            DenoisingLoss(l1=0.0)
