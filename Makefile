@@ -12,7 +12,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX)) "$(TORCH)"
-	$(PY) -m pip install -q -e ".[test,baselines]"
+	$(PY) -m pip install -q -e ".[test,baselines,bm4d]"
 	touch $@
 
 demo: $(VENV)/.installed

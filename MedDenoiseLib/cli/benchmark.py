@@ -28,6 +28,8 @@ def add_parser(sub) -> None:
     p.add_argument("--sizes", nargs="+", default=["128x128x64", "256x256x128"], help="XxYxZ voxels")
     p.add_argument("--tta", type=int, nargs="+", default=[1, 8])
     p.add_argument("--device", default="auto")
+    p.add_argument("--baselines", default="", help="comma-separated classical methods timed on the same volumes "
+                   "(e.g. median,nlm,bm4d); see `meddenoise evaluate`")
     p.add_argument("--out", type=Path, default=None, help="write the JSON here too")
     p.set_defaults(run=run)
 
@@ -49,6 +51,12 @@ def run(args) -> int:
         for tta in args.tta:
             results.append(_time_case(volume, loaded, args.modality, tta, args.device))
             logger.info("%s", json.dumps(results[-1]))
+        if args.baselines:
+            from ..evaluation.benchmark import time_baselines
+
+            for row in time_baselines(volume.array, [m for m in args.baselines.split(",") if m]):
+                results.append({"size_xyz": [x, y, z], **row})
+                logger.info("%s", json.dumps(results[-1]))
     payload = {"machine": {"platform": platform.platform(), "cpu_threads": torch.get_num_threads(),
                            "torch": torch.__version__, "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None},
                "model": loaded.name, "parameters": count_parameters(loaded.network), "results": results}

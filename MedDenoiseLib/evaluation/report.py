@@ -164,6 +164,7 @@ def write_report(result: EvaluationResult, out_dir: str | Path, *, command: str 
         lines += _figures(result, out_dir, level_name)
     lines += ["## Notes", "", f"- {LPIPS_NOTE}",
               "- Every per-case number (and the noise seed of each cell) is in `report.json`.",
+              "- References are real scans with their own acquisition noise; removing it also counts as error.",
               "- Dice: mean over non-background classes of a fixed "
               f"{config['segmentation_method']} segmentation into {config['segmentation_classes']} intensity classes, "
               "run on the clean image and on each output.", ""]

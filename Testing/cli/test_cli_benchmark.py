@@ -12,10 +12,12 @@ def test_benchmark_json(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv(MODELS_ENV, str(tmp_path))
     out = tmp_path / "bench.json"
     assert main(["benchmark", "--sizes", "24x20x6", "40x32x9", "--tta", "1", "2", "--device", "cpu",
-                 "--out", str(out)]) == 0
+                 "--baselines", "median", "--out", str(out)]) == 0
     payload = json.loads(out.read_text())
     assert json.loads(capsys.readouterr().out) == payload
-    cases = payload["results"]
+    cases = [row for row in payload["results"] if "tta" in row]
+    baselines = [row for row in payload["results"] if "method" in row]
+    assert [(b["method"], b["size_xyz"]) for b in baselines] == [("median", [24, 20, 6]), ("median", [40, 32, 9])]
     assert [(c["size_xyz"], c["tta"]) for c in cases] == [([24, 20, 6], 1), ([24, 20, 6], 2), ([40, 32, 9], 1),
                                                           ([40, 32, 9], 2)]
     for case in cases:

@@ -30,3 +30,18 @@ def test_bad_config_exits_with_a_message(tmp_path, caplog):
                                        "noise: {modality: mr, level_range: [1, 2]}\noptim: {lr: -1}\n")
     assert main(["train", "--config", str(tmp_path / "bad.yaml"), "--run-dir", str(tmp_path / "run")]) == EXIT_ERROR
     assert "optim.lr Input should be greater than 0; got -1" in caplog.text
+
+
+def test_tensorboard_events_when_installed(tmp_path, patients):
+    import pytest
+
+    pytest.importorskip("tensorboard")
+    from MedDenoiseLib.training import train
+
+    train_files, _ = patients
+    config = TrainConfig.model_validate({
+        "name": "tb", "seed": 2, "checkpoint_every": 1, "model": {"name": "dncnn", "depth": 3, "features": 8},
+        "data": {"train": train_files, "patch_size": (3, 16, 16), "batch_size": 2},
+        "noise": {"modality": "mr", "level_range": (2.0, 6.0)}, "optim": {"steps": 1, "warmup_steps": 1}})
+    train(config, tmp_path / "run")
+    assert any((tmp_path / "run" / "tensorboard").iterdir())

@@ -83,3 +83,12 @@ class TestRules:
             load_config(path)
         with pytest.raises(ConfigError, match="--config must be an existing YAML file"):
             load_config(tmp_path / "missing.yaml")
+
+
+def test_n2v_factory_takes_the_architecture_of_init(tmp_path):
+    from MedDenoiseLib.models.card import save_model
+    from MedDenoiseLib.testing import tiny_model
+
+    save_model(tiny_model(seed=1), tmp_path / "stage1", {"name": "stage1", "modality": "mr"})
+    c = create_n2v_config("ft", "mr", ["noisy.nii.gz"], init=str(tmp_path / "stage1"), seed=1)
+    assert c.model == {**tiny_model().architecture_config} and c.init == str(tmp_path / "stage1")

@@ -133,3 +133,15 @@ class TestSupervisedValidation:
         for name in ("model.safetensors", "ema.safetensors"):
             wa, wb = load_file(str(straight / name)), load_file(str(resumed / name))
             assert all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_amp_and_ema(tmp_path, patients):
+    train_files, validation_files = patients
+    config = dncnn_config(train_files, validation_files, 4, device="cuda", checkpoint_every=2,
+                          optim={"steps": 4, "warmup_steps": 1, "lr": 1e-3, "amp": True, "ema_decay": 0.9},
+                          validation={"every": 2, "patches": 1, "patch_size": (3, 16, 16)})
+    ckpt = train(config, tmp_path / "run")
+    state = json.loads((ckpt / "state.json").read_text())
+    assert state["device"].startswith("cuda") and all(np.isfinite(h["loss"]) for h in state["history"])
+    assert load_model(export(config, tmp_path / "run", tmp_path / "model")).card["training"]["device"].startswith("cuda")

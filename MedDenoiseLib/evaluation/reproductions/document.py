@@ -93,9 +93,14 @@ def _nit(result: dict) -> list[str]:
 
 
 def _dualnet(result: dict) -> list[str]:
-    lines = ["## DUAL-NET table layout on our data", "", f"{DUALNET['source']}; {DUALNET['status']}. Held-out files "
-             f"cropped to {result['crop_zyx']} (z, y, x) around the foreground, modality physics noise at the middle "
-             "of the training range; Δ and p: reference minus row (PSNR), per case, Holm-corrected.", ""]
+    from .dualnet import CROP_ZYX
+
+    lines = ["## DUAL-NET table layout on our data", ""]
+    if list(result["crop_zyx"]) != list(CROP_ZYX):
+        lines += [f"**Reduced run: crop {result['crop_zyx']} instead of {list(CROP_ZYX)} (z, y, x).**", ""]
+    lines += [f"{DUALNET['source']}; {DUALNET['status']}. Held-out files cropped to {result['crop_zyx']} (z, y, x) "
+              "around the foreground, modality physics noise at the middle of the training range; files a model was "
+              "trained on are dropped; Δ and p: reference minus row (PSNR), per case, Holm-corrected.", ""]
     for modality, t in result["tables"].items():
         lines += [f"### {modality}", ""]
         if "skipped" in t:
@@ -124,7 +129,9 @@ def render_document(results: dict[str, dict], path: Path, *, commands: list[str]
     lines = ["# Seed-paper protocol reproductions", "",
              f"Generated {stamp} by MedDenoise {__version__} from the results of:", "", "```", *commands, "```", "",
              "Every number below comes from these commands (their results JSON sits in the --out folder); nothing "
-             "is typed in by hand except the published values, which carry their source.", ""]
+             "is typed in by hand except the published values, which carry their source. Adding "
+             "`--doc docs/reproductions.md` to any of them re-renders this file from every result in that folder.",
+             ""]
     if "gondara2016" in results:
         lines += _gondara(results["gondara2016"])
     if "nit_raipur" in results:
