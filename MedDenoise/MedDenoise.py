@@ -23,9 +23,9 @@ from slicer.ScriptedLoadableModule import (ScriptedLoadableModule, ScriptedLoada
 from slicer.util import VTKObservationMixin
 
 from MedDenoiseSlicer import dependencies, selftest
-from MedDenoiseSlicer.job import RunCancelled, WorkerLauncher
+from MedDenoiseSlicer.adapt import DEFAULT_ADAPT_STEPS, AdaptJob
+from MedDenoiseSlicer.job import RunCancelled
 from MedDenoiseSlicer.logic import DenoiseLogic
-from MedDenoiseSlicer.nodes import ijk_to_ras
 from MedDenoiseSlicer.protocol import (DEVICE_LABELS, DEVICES, MODALITIES, MODALITY_LABELS, TTA_CHOICES,
                                        UNCERTAINTY_LABELS, UNCERTAINTY_METHODS, LogLine, Progress, format_progress,
                                        format_report)
@@ -45,7 +45,8 @@ class MedDenoise(ScriptedLoadableModule):
         self.parent.helpText = _(
             "Denoise CT, MR, ultrasound and X-ray volumes with a 3D network, with test-time augmentation and an "
             "uncertainty label map (low / medium / high). Runs in a separate process: the application stays "
-            "responsive and Apply becomes Cancel. From the Python console: "
+            "responsive and Apply becomes Cancel. 'Adapt to this scan' fine-tunes the model on the input itself "
+            "(Noise2Void) and selects the adapted model. From the Python console: "
             "<code>slicer.util.getModuleLogic('MedDenoise').denoise(volumeNode, modality='mr', tta=8)</code>.")
         self.parent.acknowledgementText = _(
             "Built on the MedDenoiseLib engine (PyTorch, SimpleITK) and 3D Slicer's scripted module template.")
@@ -65,6 +66,7 @@ class MedDenoiseParameterNode:
     outputVolume: vtkMRMLScalarVolumeNode
     uncertaintyVolume: vtkMRMLLabelMapVolumeNode
     opacity: Annotated[float, WithinRange(0.0, 1.0)] = 0.5
+    adaptSteps: Annotated[int, WithinRange(1, 10000)] = DEFAULT_ADAPT_STEPS
 
 
 class MedDenoiseWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
@@ -184,11 +186,10 @@ class MedDenoiseWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         if self._modelsKey == (params.modality, params.model):
             return
         self._modelsKey = (params.modality, params.model)
-        default = self.logic.defaultModel(params.modality)
-        entries = [("", _("Default ({name})").format(name=default) if default else _("Default (none shipped)"))]
-        entries += [(m.name, m.title or m.name) for m in self.logic.availableModels(params.modality)]
-        if params.model and params.model not in [value for value, _label in entries]:
-            entries.append((params.model, os.path.basename(params.model.rstrip("/\\")) + _(" (imported)")))
+        labels = {"default": _("Default ({name})"), "none": _("Default (none shipped)"), "shipped": "{name}",
+                  "imported": _("{name} (imported)"), "adapted": _("{name} (adapted)")}
+        entries = [(value, labels[kind].format(name=name))
+                   for value, kind, name in self.logic.modelChoices(params.modality, params.model)]
         values = [value for value, _label in entries]
         combo = self.ui.modelComboBox
         wasBlocked = combo.blockSignals(True)
@@ -218,16 +219,28 @@ class MedDenoiseWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self.cancelRun()
             return
         params = self._parameterNode
-        with slicer.util.tryWithErrorDisplay(_("Failed to start denoising."), waitCursor=True):
+        self._startJob(_("Failed to start denoising."), lambda: self.logic.startDenoise(
+            params.inputVolume, modality=params.modality, tta=params.tta, device=params.device,
+            model=params.model or None, mcDropout=params.mcDropoutSamples,
+            uncertaintyMethod=params.uncertaintyMethod, outputVolume=params.outputVolume,
+            uncertaintyVolume=params.uncertaintyVolume, tempRoot=slicer.util.tempDirectory()))
+
+    def onAdaptButton(self) -> None:
+        params = self._parameterNode
+        self._startJob(_("Failed to start adapting."), lambda: self.logic.startAdapt(
+            params.inputVolume, modality=params.modality, model=params.model or None, steps=params.adaptSteps,
+            device=params.device, tempRoot=slicer.util.tempDirectory()))
+
+    def _startJob(self, failure: str, start) -> None:
+        """Run ``start()`` (a logic call returning a running job) and poll it; Apply becomes Cancel."""
+        if self._job is not None:
+            return
+        with slicer.util.tryWithErrorDisplay(failure, waitCursor=True):
             if not self.logic.installDependencies(askConfirmation=True):
-                self.ui.statusLabel.text = _("Denoising needs PyTorch and a few packages; nothing was installed.")
+                self.ui.statusLabel.text = _("MedDenoise needs PyTorch and a few packages; nothing was installed.")
                 return
             self.ui.logTextEdit.clear()
-            self._job = self.logic.startDenoise(
-                params.inputVolume, modality=params.modality, tta=params.tta, device=params.device,
-                model=params.model or None, mcDropout=params.mcDropoutSamples,
-                uncertaintyMethod=params.uncertaintyMethod, outputVolume=params.outputVolume,
-                uncertaintyVolume=params.uncertaintyVolume, tempRoot=slicer.util.tempDirectory())
+            self._job = start()
             self._setRunning(True)
             self._timer.start()
 
@@ -249,19 +262,27 @@ class MedDenoiseWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def _finishRun(self) -> None:
         job, self._job = self._job, None
         self._setRunning(False)
+        adapting = isinstance(job, AdaptJob)
         try:
-            outputs = self.logic.finishDenoise(job, opacity=self._parameterNode.opacity)
+            result = self.logic.finishAdapt(job) if adapting else \
+                self.logic.finishDenoise(job, opacity=self._parameterNode.opacity)
         except RunCancelled:
-            self.ui.statusLabel.text = _("Cancelled; nothing was added to the scene.")
+            self.ui.statusLabel.text = self._cancelledText(job)
         except Exception as exc:  # noqa: BLE001 - shown to the user with the worker's log tail
             self.ui.progressBar.format = _("failed")
             self.ui.statusLabel.text = _("Failed: {message}").format(message=getattr(exc, "message", str(exc)))
             self._log(str(exc))
-            slicer.util.errorDisplay(_("Denoising failed."), detailedText=str(exc))
+            slicer.util.errorDisplay(_("Adapting failed.") if adapting else _("Denoising failed."), detailedText=str(exc))
         else:
-            self._lastOutputs = outputs
             self.ui.progressBar.value = 1000
-            self.ui.statusLabel.text = format_report(outputs.report)
+            if adapting:
+                self._parameterNode.model = result
+                self.ui.statusLabel.text = _("Adapted model saved and selected ({name}); press Apply to denoise "
+                                             "with it.").format(name=os.path.basename(result))
+                self._log(_("Adapted model (sha256 verified): {path}").format(path=result))
+                return
+            self._lastOutputs = result
+            self.ui.statusLabel.text = format_report(result.report)
             self.ui.sideBySideButton.enabled = True
             slicer.util.resetSliceViews()
 
@@ -274,19 +295,25 @@ class MedDenoiseWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         job.cancel()
         self._setRunning(False)
         self.ui.progressBar.format = _("cancelled")
-        self.ui.statusLabel.text = _("Cancelled; nothing was added to the scene.")
+        self.ui.statusLabel.text = self._cancelledText(job)
+
+    @staticmethod
+    def _cancelledText(job) -> str:
+        return _("Cancelled; no model was saved.") if isinstance(job, AdaptJob) else \
+            _("Cancelled; nothing was added to the scene.")
 
     def _setRunning(self, running: bool) -> None:
         self.ui.applyButton.text = _("Cancel") if running else _("Apply")
         self.ui.applyButton.toolTip = _("Stop the worker process; nothing is added.") if running else \
             _("Denoise in a separate process; press again to cancel.")
         for widget in (self.ui.inputsCollapsibleButton, self.ui.optionsCollapsibleButton,
-                       self.ui.outputsCollapsibleButton, self.ui.adaptButton):
+                       self.ui.outputsCollapsibleButton, self.ui.adaptCollapsibleButton):
             widget.enabled = not running
         if running:
             self.ui.progressBar.value = 0
             self.ui.progressBar.format = _("starting worker…")
-            self.ui.statusLabel.text = _("Running on {device}…").format(device=DEVICE_LABELS[self._parameterNode.device])
+            text = _("Adapting on {device}…") if isinstance(self._job, AdaptJob) else _("Running on {device}…")
+            self.ui.statusLabel.text = text.format(device=DEVICE_LABELS[self._parameterNode.device])
         self.updateGUIFromParameterNode()
 
     def _log(self, text: str) -> None:
@@ -301,21 +328,14 @@ class MedDenoiseWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                                       self._lastOutputs.uncertainty)
             slicer.util.resetSliceViews()
 
-    def onAdaptButton(self) -> None:
-        with slicer.util.tryWithErrorDisplay(_("Adapt to this scan is not available."), waitCursor=True):
-            self.logic.adapt(self._parameterNode.inputVolume)
-
 
 class MedDenoiseLogic(ScriptedLoadableModuleLogic, DenoiseLogic):
-    """Scriptable without the GUI; everything but installing packages comes from ``DenoiseLogic``.
-
-    Examples
-    --------
-    ::
+    """Scriptable without the GUI; everything but installing packages comes from ``DenoiseLogic``. Example::
 
         logic = slicer.util.getModuleLogic("MedDenoise")
         denoised, uncertainty, report = logic.denoise(volumeNode, modality="mr", tta=8)
         logic.denoiseFiles(["/data/a.nii.gz"], "/data/out", modality="mr")
+        modelDir = logic.adapt(volumeNode, modality="mr", steps=200)  # then logic.denoise(..., model=modelDir)
     """
 
     def __init__(self, launcher=None) -> None:
@@ -325,16 +345,9 @@ class MedDenoiseLogic(ScriptedLoadableModuleLogic, DenoiseLogic):
     def getParameterNode(self):
         return MedDenoiseParameterNode(super().getParameterNode())
 
-    def workerLauncher(self):
-        """``PythonSlicer`` with Slicer's startup environment, as ``launchConsoleProcess`` uses."""
-        if self.launcher is None:
-            python = shutil.which("PythonSlicer")
-            try:
-                base = slicer.util.startupEnvironment()
-            except Exception:  # noqa: BLE001 - older Slicer: the current environment
-                base = None
-            self.launcher = WorkerLauncher(python=python, base_environment=base)
-        return self.launcher
+    def adaptedModelsDirectory(self) -> str:
+        """``<Slicer settings folder>/MedDenoise/Models``: kept across sessions, writable by the user."""
+        return os.path.join(os.path.dirname(slicer.app.slicerUserSettingsFilePath), "MedDenoise", "Models")
 
     def missingDependencies(self) -> list:
         """Packages the worker still needs (``torch`` first), checked without importing them."""
@@ -342,29 +355,8 @@ class MedDenoiseLogic(ScriptedLoadableModuleLogic, DenoiseLogic):
 
     def installDependencies(self, askConfirmation: bool = True, cpuOnly: bool = False) -> bool:
         """Install what is missing, asking first; never called at import. Returns True when ready."""
-        missing = self.missingDependencies()
-        if not missing:
-            return True
-        if askConfirmation and not slicer.util.confirmOkCancelDisplay(
-                _("MedDenoise needs these Python packages: {pkgs}. Install them now (this can take minutes)?")
-                .format(pkgs=", ".join(missing))):
-            return False
-        if dependencies.TORCH_REQUIREMENT in missing:
-            try:
-                import PyTorchUtils
-            except ImportError as exc:
-                raise RuntimeError(_("Install the PyTorch extension from the Extensions Manager, restart Slicer and "
-                                     "press Apply again.")) from exc
-            if PyTorchUtils.PyTorchUtilsLogic().installTorch(
-                    askConfirmation=False, forceComputationBackend="cpu" if cpuOnly else None,
-                    torchVersionRequirement=dependencies.TORCH_REQUIREMENT[len("torch"):]) is None:
-                return False
-        others = [r for r in missing if r != dependencies.TORCH_REQUIREMENT]
-        if others and hasattr(slicer, "packaging"):  # Slicer >= 5.12
-            slicer.packaging.pip_ensure(others, prompt_install=False, requester="MedDenoise", skip_in_testing=False)
-        elif others:
-            slicer.util.pip_install(others)
-        return not self.missingDependencies()
+        return dependencies.install_worker_packages(self.resourcePath("requirements.txt"),
+                                                    ask_confirmation=askConfirmation, cpu_only=cpuOnly)
 
     def resourcePath(self, relativePath: str) -> str:
         return os.path.join(os.path.dirname(__file__), "Resources", relativePath)
@@ -381,25 +373,18 @@ class MedDenoiseTest(ScriptedLoadableModuleTest):
         self.test_denoise_tiny_volume_on_cpu()
         self.setUp()
         self.test_cancel_leaves_nothing()
+        self.setUp()
+        self.test_adapt_then_denoise_on_cpu()
 
     def test_denoise_tiny_volume_on_cpu(self) -> None:
-        import numpy as np
         logic = MedDenoiseLogic()
         self.assertTrue(logic.installDependencies(askConfirmation=False, cpuOnly=True), logic.missingDependencies())
         model = selftest.tiny_model(logic.workerLauncher(), tempfile.mkdtemp(prefix="MedDenoiseTestModel-"))
         volume, array = selftest.tiny_volume()
         self.delayDisplay("Denoising a tiny volume on the CPU")
         denoised, labels, report = logic.denoise(volume, modality="mr", tta=2, device="cpu", model=model)
-        self.assertEqual(denoised.GetName(), "MedDenoiseTestVolume denoised")
-        self.assertEqual(labels.GetName(), "MedDenoiseTestVolume uncertainty")
         self.assertEqual(report["device"], "cpu")
-        np.testing.assert_array_equal(slicer.util.arrayFromVolume(volume), array)
-        for node in (denoised, labels):
-            self.assertEqual(slicer.util.arrayFromVolume(node).shape, array.shape)
-            np.testing.assert_array_equal(ijk_to_ras(node), ijk_to_ras(volume))
-        self.assertEqual(slicer.util.arrayFromVolume(labels).dtype, np.uint8)
-        table = labels.GetDisplayNode().GetColorNode()
-        self.assertEqual([table.GetColorName(i) for i in (1, 2, 3)], ["low", "medium", "high"])
+        self.assertEqual(selftest.output_problems(volume, array, denoised, labels), [])
         red = slicer.app.layoutManager().sliceWidget("Red").mrmlSliceCompositeNode()
         self.assertEqual((red.GetBackgroundVolumeID(), red.GetForegroundVolumeID(), red.GetLabelVolumeID()),
                          (volume.GetID(), denoised.GetID(), labels.GetID()))
@@ -415,3 +400,18 @@ class MedDenoiseTest(ScriptedLoadableModuleTest):
         self.assertFalse(os.path.exists(job.temp_dir))
         self.assertEqual(slicer.mrmlScene.GetNumberOfNodesByClass("vtkMRMLVolumeNode"), before)
         self.delayDisplay("Cancel test passed")
+
+    def test_adapt_then_denoise_on_cpu(self) -> None:
+        logic = MedDenoiseLogic()
+        folder = tempfile.mkdtemp(prefix="MedDenoiseTestAdapt-")
+        model = selftest.tiny_model(logic.workerLauncher(), folder)
+        volume, array = selftest.tiny_volume()
+        self.delayDisplay("Adapting the tiny model to a tiny volume on the CPU (2 steps)")
+        adapted = logic.adapt(volume, modality="mr", model=model, steps=2, device="cpu", modelsDir=folder)
+        self.assertTrue(os.path.basename(adapted).startswith("MedDenoiseTestVolume_adapted_"))
+        self.assertEqual(logic.verifyModel(adapted).modality, "mr")
+        denoised, labels, report = logic.denoise(volume, modality="mr", tta=1, device="cpu", model=adapted)
+        self.assertEqual(report["device"], "cpu")
+        self.assertEqual(selftest.output_problems(volume, array, denoised, labels), [])
+        shutil.rmtree(folder, ignore_errors=True)
+        self.delayDisplay("Adapt test passed")

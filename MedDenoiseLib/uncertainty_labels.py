@@ -7,6 +7,12 @@ robust std of what the denoiser removed): a voxel whose predictive std is below
 3 = high above. Tying the scale to the noise makes the overlay read the same on HU, MR
 scanner units or ultrasound grey levels: "high" means the model's outputs disagree by
 more than half the noise it removed (with the default thresholds).
+
+The defaults (0.25, 0.35, 0.5) were chosen on the demo (shipped MR model, 8 flips,
+held-out brain MR, Rician 5 %): there the TTA std has median 0.20, 90th percentile 0.32
+and 99th percentile 0.45 of the noise std, so most voxels stay transparent and the
+overlay marks the least certain ~15 %. TTA spread is a relative indicator, not a
+calibrated error bar (on that demo |error| <= 2 std held for 49 % of voxels).
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ import numpy as np
 
 from .errors import ConfigError, rule_message
 
-DEFAULT_THRESHOLDS = (0.05, 0.15, 0.5)
+DEFAULT_THRESHOLDS = (0.25, 0.35, 0.5)
 
 
 @dataclass(frozen=True)

@@ -9,8 +9,8 @@ from MedDenoiseLib.uncertainty_labels import UNCERTAINTY_COLORS, uncertainty_lab
 
 class TestUncertaintyLabels:
     def test_thresholds_scale_with_noise_sigma(self):
-        std = np.array([[[0.0, 0.4, 0.6, 1.4, 1.6, 4.9, 5.0, 20.0]]])
-        # sigma 10, thresholds (0.05, 0.15, 0.5) -> edges 0.5, 1.5, 5.0
+        std = np.array([[[0.0, 2.4, 2.6, 3.4, 3.6, 4.9, 5.0, 20.0]]])
+        # sigma 10, thresholds (0.25, 0.35, 0.5) -> edges 2.5, 3.5, 5.0
         expected = np.array([[[0, 0, 1, 1, 2, 2, 3, 3]]], np.uint8)
         np.testing.assert_array_equal(uncertainty_labels(std, 10.0), expected)
         np.testing.assert_array_equal(uncertainty_labels(std * 3, 30.0), expected)

@@ -1,7 +1,9 @@
-"""One denoising run of a volume node: export -> worker process -> import, with progress and cancel.
+"""One worker run on a volume node: export -> worker process -> import, with progress and cancel.
 
-``DenoiseJob`` is driven either by a GUI timer (``start`` then ``poll`` every 200 ms, then
-``finish``) or in one blocking call (``wait``). Inputs and outputs travel as NRRD files
+``WorkerJob`` holds what every run shares (temp directory, process, line parsing, cancel,
+blocking wait); ``DenoiseJob`` denoises a node and ``AdaptJob`` (:mod:`.adapt`) fine-tunes a
+model on it. A job is driven either by a GUI timer (``start`` then ``poll`` every 200 ms,
+then ``finish``) or in one blocking call (``wait``). Inputs and outputs travel as NRRD files
 in a per-run ``tempfile.mkdtemp`` directory that is deleted whatever happens; output
 nodes are created only after the worker succeeded, so a cancelled or failed run leaves
 the scene exactly as it was.
@@ -13,12 +15,13 @@ import logging
 import os
 import shutil
 import tempfile
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
 from . import nodes
-from .protocol import EXIT_CANCELLED, Done, Event, LogLine, Progress, WorkerRequest, denoise_arguments
+from .protocol import EXIT_CANCELLED, Done, Event, LogLine, Progress, WorkerRequest, worker_arguments
 from .protocol import error_summary, format_progress, parse_line, worker_environment
 from .runner import WORKER_SCRIPT, WorkerProcess, default_python, engine_directory
 
@@ -37,9 +40,10 @@ class WorkerError(RuntimeError):
     log_tail : list of str
     """
 
-    def __init__(self, message: str, *, returncode: int | None = None, log_tail: Sequence[str] = ()) -> None:
+    def __init__(self, message: str, *, returncode: int | None = None, log_tail: Sequence[str] = (),
+                 action: str = "Denoising") -> None:
         self.message, self.returncode, self.log_tail = message, returncode, list(log_tail)
-        text = f"Denoising failed: {message}"
+        text = f"{action} failed: {message}"
         if self.log_tail:
             text += "\n\nLast worker output:\n" + "\n".join(self.log_tail)
         super().__init__(text)
@@ -83,11 +87,22 @@ class WorkerLauncher:
         self.pythonpath = [str(p) for p in pythonpath] if pythonpath is not None else [str(engine_directory())]
         self.base_environment = dict(base_environment) if base_environment is not None else None
 
-    def command(self, request: WorkerRequest) -> list[str]:
-        """Full command line of the worker for ``request``."""
-        return [self.python, self.script, *denoise_arguments(request)]
+    @classmethod
+    def for_slicer(cls) -> "WorkerLauncher":
+        """``PythonSlicer`` with Slicer's startup environment, as ``slicer.util.launchConsoleProcess`` uses."""
+        import slicer
 
-    def environment(self, request: WorkerRequest) -> dict[str, str]:
+        try:
+            base = slicer.util.startupEnvironment()
+        except Exception:  # noqa: BLE001 - older Slicer or slicer-core: the current environment
+            base = None
+        return cls(python=shutil.which("PythonSlicer"), base_environment=base)
+
+    def command(self, request) -> list[str]:
+        """Full command line of the worker for ``request`` (a WorkerRequest or an AdaptRequest)."""
+        return [self.python, self.script, *worker_arguments(request)]
+
+    def environment(self, request) -> dict[str, str]:
         """Child environment of ``request`` (see :meth:`device_environment`)."""
         return self.device_environment(request.device)
 
@@ -95,7 +110,7 @@ class WorkerLauncher:
         """Child environment: CPU forced with ``CUDA_VISIBLE_DEVICES=-1`` for ``"cpu"``, engine on PYTHONPATH."""
         return worker_environment(device, base=self.base_environment, pythonpath=self.pythonpath)
 
-    def process(self, request: WorkerRequest) -> WorkerProcess:
+    def process(self, request) -> WorkerProcess:
         """A not yet started :class:`WorkerProcess` for ``request``."""
         return WorkerProcess(self.command(request), env=self.environment(request))
 
@@ -115,26 +130,25 @@ class ProgressLogger:
             logger.warning("worker: %s", event.message)
 
 
-class DenoiseJob:
-    """Denoise one volume node out of process.
+class WorkerJob:
+    """What every worker run on a volume node shares; subclasses build the request and finish.
 
     Parameters
     ----------
     volume_node : vtkMRMLScalarVolumeNode
         Input (never modified).
-    settings : DenoiseSettings
     launcher : WorkerLauncher, optional
         Starts the worker (inject a fake one in tests).
-    output_node, labels_node : optional
-        Existing nodes to fill instead of creating ``"<input> denoised"`` / ``"<input> uncertainty"``.
-    with_labels : bool
-        Also produce the uncertainty label map (default True).
     temp_root : str, optional
         Parent of the per-run temp directory (Slicer's temp directory in the GUI).
     """
 
-    def __init__(self, volume_node, settings: DenoiseSettings | None = None, *, launcher: WorkerLauncher | None = None,
-                 output_node=None, labels_node=None, with_labels: bool = True, temp_root: str | None = None) -> None:
+    #: Word used in messages ("Denoising failed: ...").
+    action = "Denoising"
+    #: Message of :class:`RunCancelled`.
+    cancelled_text = "denoising was cancelled; nothing was added to the scene."
+
+    def __init__(self, volume_node, *, launcher: WorkerLauncher | None = None, temp_root: str | None = None) -> None:
         if volume_node is None or volume_node.GetImageData() is None:
             raise ValueError("select an input volume that holds voxels; the input is empty.")
         if volume_node.GetScene() is None:
@@ -144,41 +158,42 @@ class DenoiseJob:
             raise ValueError(f"the input volume must have 1 component per voxel; got {components} (colour or vector "
                              "image). Convert it first with the 'Vector to Scalar Volume' module.")
         self.volume_node = volume_node
-        self.settings = settings or DenoiseSettings()
         self.launcher = launcher or WorkerLauncher()
-        self.output_node, self.labels_node, self.with_labels = output_node, labels_node, with_labels
         self.temp_root = temp_root
         self.temp_dir: str | None = None
-        self.request: WorkerRequest | None = None
+        self.request = None
         self.process: WorkerProcess | None = None
         self.state = "created"
         self.progress: Progress | None = None
         self.done: Done | None = None
         self.log: list[str] = []
-        self.outputs: nodes.OutputNodes | None = None
+        self._started_at: float | None = None
+        self._first_step: tuple[float, int] | None = None
 
     # -- start / poll ----------------------------------------------------------------------------
-    def start(self) -> "DenoiseJob":
+    def _make_request(self, folder: Path):
+        """Export what the worker needs into ``folder`` and return its request (subclasses)."""
+        raise NotImplementedError
+
+    def _describe(self) -> str:
+        return f"{self.action.lower()} {self.volume_node.GetName()!r}"
+
+    def start(self) -> "WorkerJob":
         """Export the input and launch the worker; the temp dir is removed again if that fails."""
         if self.state != "created":
-            raise RuntimeError("a DenoiseJob runs once; create a new one for another run.")
+            raise RuntimeError(f"a {type(self).__name__} runs once; create a new one for another run.")
         self.temp_dir = tempfile.mkdtemp(prefix="MedDenoise-", dir=self.temp_root)
         try:
-            folder = Path(self.temp_dir)
-            input_path = nodes.export_volume(self.volume_node, str(folder / "input.nrrd"))
-            self.request = WorkerRequest(
-                input_path=input_path, output_path=str(folder / "denoised.nrrd"),
-                labels_path=str(folder / "uncertainty_labels.nrrd") if self.with_labels else None,
-                modality=self.settings.modality, tta=int(self.settings.tta), device=self.settings.device,
-                model=self.settings.model or None, mc_dropout=int(self.settings.mc_dropout))
+            self.request = self._make_request(Path(self.temp_dir))
             self.process = self.launcher.process(self.request)
+            self._started_at = time.monotonic()
             self.process.start()
         except BaseException:
             self.state = "failed"
             self._cleanup()
             raise
         self.state = "running"
-        logger.info("MedDenoise: denoising %r (%s)", self.volume_node.GetName(), self.settings)
+        logger.info("MedDenoise: %s (%s)", self._describe(), self.request)
         return self
 
     @property
@@ -198,7 +213,7 @@ class DenoiseJob:
         for line in self.process.poll_lines(timeout=timeout):
             event = parse_line(line)
             if isinstance(event, Progress):
-                self.progress = event
+                event = self.progress = self._timed(event)
             elif isinstance(event, Done):
                 self.done = event
             else:
@@ -206,20 +221,116 @@ class DenoiseJob:
             events.append(event)
         return events
 
+    def _timed(self, event: Progress) -> Progress:
+        """Step-counted progress (adapt) carries no timing: add elapsed and an ETA from the step rate."""
+        if not event.steps or event.eta_s is not None:
+            return event
+        now = time.monotonic()
+        if self._first_step is None:
+            self._first_step = (now, event.step)
+        first_time, first_step = self._first_step
+        eta = None
+        if event.step > first_step:
+            eta = (now - first_time) / (event.step - first_step) * max(event.steps - event.step, 0)
+        return replace(event, elapsed_s=now - (self._started_at or now), eta_s=eta)
+
     def log_tail(self, count: int = LOG_TAIL_LINES) -> list[str]:
         """The last ``count`` log lines of the worker (progress JSON excluded)."""
         return self.log[-count:]
 
     # -- end -----------------------------------------------------------------------------------
     def cancel(self) -> None:
-        """Kill the worker's whole process tree, delete the temp dir; the scene is left untouched."""
+        """Kill the worker's whole process tree, delete the temp dir (and anything half-written)."""
         if self.state != "running":
             return
         if self.process is not None:
             self.process.cancel()
         self.state = "cancelled"
         self._cleanup()
-        logger.info("MedDenoise: cancelled; no output was added")
+        self._discard()
+        logger.info("MedDenoise: cancelled; %s", self.cancelled_text)
+
+    def _require_finished(self) -> None:
+        """Raise RunCancelled for a cancelled job, RuntimeError while the worker still runs."""
+        if self.state == "cancelled":
+            raise RunCancelled(self.cancelled_text)
+        if self.state != "running" or not self.finished:
+            raise RuntimeError("finish() needs a worker that has exited; call poll() until job.finished.")
+
+    def _check_exit(self) -> int:
+        """Read the last lines; raise RunCancelled / WorkerError unless the worker succeeded with its done line."""
+        self.poll()
+        code = self.process.returncode
+        if code == EXIT_CANCELLED or (code is not None and code < 0 and self.process.cancelled):
+            self.state = "cancelled"
+            raise RunCancelled(self.cancelled_text)
+        if code != 0 or self.done is None:
+            self.state = "failed"
+            message = error_summary(self.log, code) if code != 0 else "worker ended without its 'done' line"
+            raise WorkerError(message, returncode=code, log_tail=self.log_tail(), action=self.action)
+        return code
+
+    def wait(self, on_event: Callable[[Event], None] | None = None):
+        """Run to the end in this thread (console and tests); Ctrl+C cancels the worker.
+
+        Returns what :meth:`finish` returns.
+        """
+        if self.state == "created":
+            self.start()
+        callback = on_event or ProgressLogger(self.volume_node.GetName())
+        try:
+            while self.state == "running" and not self.finished:
+                for event in self.poll(timeout=0.1):
+                    callback(event)
+        except BaseException:  # Ctrl+C, or a failing callback: never leave the worker running
+            self.cancel()
+            raise
+        return self.finish()
+
+    def finish(self):
+        raise NotImplementedError
+
+    def _cleanup(self) -> None:
+        """Delete the run's temp directory (``self.temp_dir`` keeps its path for inspection)."""
+        if self.temp_dir and os.path.isdir(self.temp_dir):
+            shutil.rmtree(self.temp_dir, ignore_errors=True)
+
+    def _discard(self) -> None:
+        """Remove outputs a cancelled or failed run left outside the temp dir (subclasses)."""
+
+
+class DenoiseJob(WorkerJob):
+    """Denoise one volume node out of process.
+
+    Parameters
+    ----------
+    volume_node : vtkMRMLScalarVolumeNode
+        Input (never modified).
+    settings : DenoiseSettings
+    launcher : WorkerLauncher, optional
+        Starts the worker (inject a fake one in tests).
+    output_node, labels_node : optional
+        Existing nodes to fill instead of creating ``"<input> denoised"`` / ``"<input> uncertainty"``.
+    with_labels : bool
+        Also produce the uncertainty label map (default True).
+    temp_root : str, optional
+        Parent of the per-run temp directory (Slicer's temp directory in the GUI).
+    """
+
+    def __init__(self, volume_node, settings: DenoiseSettings | None = None, *, launcher: WorkerLauncher | None = None,
+                 output_node=None, labels_node=None, with_labels: bool = True, temp_root: str | None = None) -> None:
+        super().__init__(volume_node, launcher=launcher, temp_root=temp_root)
+        self.settings = settings or DenoiseSettings()
+        self.output_node, self.labels_node, self.with_labels = output_node, labels_node, with_labels
+        self.outputs: nodes.OutputNodes | None = None
+
+    def _make_request(self, folder: Path) -> WorkerRequest:
+        input_path = nodes.export_volume(self.volume_node, str(folder / "input.nrrd"))
+        return WorkerRequest(
+            input_path=input_path, output_path=str(folder / "denoised.nrrd"),
+            labels_path=str(folder / "uncertainty_labels.nrrd") if self.with_labels else None,
+            modality=self.settings.modality, tta=int(self.settings.tta), device=self.settings.device,
+            model=self.settings.model or None, mc_dropout=int(self.settings.mc_dropout))
 
     def finish(self):
         """Turn a finished run into nodes.
@@ -236,22 +347,11 @@ class DenoiseJob:
         WorkerError
             The worker failed; the message carries its ERROR line and log tail.
         """
-        if self.state == "cancelled":
-            raise RunCancelled("denoising was cancelled; nothing was added to the scene.")
         if self.state == "succeeded":
             return self.outputs
-        if self.state != "running" or not self.finished:
-            raise RuntimeError("finish() needs a worker that has exited; call poll() until job.finished.")
-        self.poll()
-        code = self.process.returncode
+        self._require_finished()
         try:
-            if code == EXIT_CANCELLED or (code is not None and code < 0 and self.process.cancelled):
-                self.state = "cancelled"
-                raise RunCancelled("denoising was cancelled; nothing was added to the scene.")
-            if code != 0 or self.done is None:
-                self.state = "failed"
-                message = error_summary(self.log, code) if code != 0 else "worker ended without its 'done' line"
-                raise WorkerError(message, returncode=code, log_tail=self.log_tail())
+            code = self._check_exit()
             if self.volume_node.GetScene() is None:
                 self.state = "failed"
                 raise WorkerError("the input volume was removed from the scene during the run", returncode=code)
@@ -272,25 +372,3 @@ class DenoiseJob:
             raise
         finally:
             self._cleanup()
-
-    def wait(self, on_event: Callable[[Event], None] | None = None):
-        """Run to the end in this thread (console and tests); Ctrl+C cancels the worker.
-
-        Returns what :meth:`finish` returns.
-        """
-        if self.state == "created":
-            self.start()
-        callback = on_event or ProgressLogger(self.volume_node.GetName())
-        try:
-            while self.state == "running" and not self.finished:
-                for event in self.poll(timeout=0.1):
-                    callback(event)
-        except BaseException:  # Ctrl+C, or a failing callback: never leave the worker running
-            self.cancel()
-            raise
-        return self.finish()
-
-    def _cleanup(self) -> None:
-        """Delete the run's temp directory (``self.temp_dir`` keeps its path for inspection)."""
-        if self.temp_dir and os.path.isdir(self.temp_dir):
-            shutil.rmtree(self.temp_dir, ignore_errors=True)

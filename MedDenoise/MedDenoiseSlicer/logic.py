@@ -5,23 +5,25 @@ Everything here runs on ``slicer-core`` (tests) and inside Slicer (GUI and Pytho
     logic = slicer.util.getModuleLogic("MedDenoise")
     denoised, uncertainty, report = logic.denoise(volumeNode, modality="mr", tta=8)
     results = logic.denoiseFiles(["/data/a.nii.gz", "/data/b.nrrd"], "/data/out", modality="mr")
+    modelDir = logic.adapt(volumeNode, modality="mr", steps=200)   # then logic.denoise(..., model=modelDir)
 """
 
 from __future__ import annotations
 
 import logging
+import os
 from typing import Sequence
 
 from . import views
+from .adapt import DEFAULT_ADAPT_STEPS, AdaptJob, AdaptSettings, adapted_model_directory, default_models_directory
 from .batch import FileResult, denoise_files
 from .job import DenoiseJob, DenoiseSettings, WorkerLauncher
 from .modality import guess_node_modality
-from .models import ModelInfo, default_model_name, shipped_models, verify_model
+from .models import ModelError, ModelInfo, default_model_name, read_card, shipped_models, verify_model
 from .nodes import OutputNodes
 from .protocol import MODALITIES, UNCERTAINTY_METHODS
 
 logger = logging.getLogger(__name__)
-ADAPT_ISSUE = "issue 3 (self-supervised 'meddenoise adapt')"
 
 
 class DenoiseLogic:
@@ -38,9 +40,13 @@ class DenoiseLogic:
 
     # -- choices ---------------------------------------------------------------------------------
     def workerLauncher(self) -> WorkerLauncher:
-        """The launcher in use (created on first use, so nothing starts at import)."""
+        """The launcher in use (created on first use, so nothing starts at import).
+
+        Inside Slicer: ``PythonSlicer`` with Slicer's startup environment, as ``launchConsoleProcess`` uses;
+        elsewhere this Python with ``os.environ``.
+        """
         if self.launcher is None:
-            self.launcher = WorkerLauncher()
+            self.launcher = WorkerLauncher.for_slicer()
         return self.launcher
 
     def guessModality(self, volumeNode) -> tuple[str, str]:
@@ -54,6 +60,24 @@ class DenoiseLogic:
     def defaultModel(self, modality: str) -> str | None:
         """Name of the modality's default shipped model, or None."""
         return default_model_name(modality)
+
+    def modelChoices(self, modality: str, current: str = "") -> list[tuple[str, str, str]]:
+        """``(value, kind, name)`` rows of the model selector, ``value`` being what ``model=`` takes.
+
+        First ``("", "default", <default model>)`` (kind ``"none"`` when no default is installed), then
+        the shipped models of ``modality`` (``"shipped"``), then ``current`` when it is a model
+        directory (``"adapted"`` when its card says ``adapted_from``, else ``"imported"``).
+        """
+        default = self.defaultModel(modality)
+        rows = [("", "default" if default else "none", default or "")]
+        rows += [(m.name, "shipped", m.title or m.name) for m in self.availableModels(modality)]
+        if current and current not in [value for value, _kind, _name in rows]:
+            try:
+                adapted = "adapted_from" in read_card(current)[0]
+            except ModelError:
+                adapted = False
+            rows.append((current, "adapted" if adapted else "imported", os.path.basename(current.rstrip("/\\"))))
+        return rows
 
     def verifyModel(self, path: str) -> ModelInfo:
         """Check an imported model directory (card, weights, sha256); raises ModelError."""
@@ -211,13 +235,100 @@ class DenoiseLogic:
         return views.show_side_by_side(source, denoised, uncertainty)
 
     # -- adapt -----------------------------------------------------------------------------------
-    def adapt(self, volumeNode, **kwargs):
-        """Self-supervised fine-tuning on this scan (``meddenoise adapt``).
+    def adaptedModelsDirectory(self) -> str:
+        """Folder that receives adapted models (``~/.MedDenoise/Models``; Slicer's settings folder in Slicer)."""
+        return str(default_models_directory())
+
+    def startAdapt(self, volumeNode, *, modality: str | None = None, model: str | None = None,
+                   steps: int = DEFAULT_ADAPT_STEPS, device: str = "auto", modelsDir: str | None = None,
+                   outputDir: str | None = None, tempRoot: str | None = None) -> AdaptJob:
+        """Export ``volumeNode`` and start ``meddenoise adapt`` in the worker; returns the running :class:`AdaptJob`.
+
+        ``modality=None`` guesses it; ``model=None`` starts from the modality's default model.
+        The model goes to ``outputDir``, default a new ``<modelsDir>/<input>_adapted_<timestamp>``
+        (``modelsDir`` default :meth:`adaptedModelsDirectory`).
 
         Raises
         ------
-        NotImplementedError
-            Always, until the engine gains ``meddenoise adapt`` (tracked in issue 3).
+        ValueError
+            Invalid input or choices, no model to start from, or an existing ``outputDir``.
         """
-        raise NotImplementedError(f"'Adapt to this scan' needs the engine command 'meddenoise adapt', which does not "
-                                  f"exist yet ({ADAPT_ISSUE}). Denoise with a shipped model for now.")
+        if volumeNode is None:
+            raise ValueError("select an input volume.")
+        if modality is None:
+            modality, reason = self.guessModality(volumeNode)
+            logger.info("MedDenoise: modality guessed as %s (%s)", modality, reason)
+        if modality not in MODALITIES:
+            raise ValueError(f"modality must be one of {MODALITIES}; got {modality!r}. Use e.g. 'mr'.")
+        try:
+            valid = int(steps) == float(steps) and int(steps) >= 1
+        except (TypeError, ValueError):
+            valid = False
+        if not valid:
+            raise ValueError(f"steps must be a whole number >= 1; got {steps!r}. Use e.g. {DEFAULT_ADAPT_STEPS}.")
+        model = model or self.defaultModel(modality)
+        if not model:
+            raise ValueError(f"no default {modality} model is installed to adapt; choose or import a model first.")
+        if outputDir is None:
+            folder = modelsDir or self.adaptedModelsDirectory()
+            outputDir = str(adapted_model_directory(os.path.expanduser(folder), volumeNode.GetName()))
+        settings = AdaptSettings(model=str(model), steps=int(steps), modality=modality, device=device)
+        job = AdaptJob(volumeNode, settings, output_dir=outputDir, launcher=self.workerLauncher(), temp_root=tempRoot)
+        return job.start()
+
+    def finishAdapt(self, job: AdaptJob) -> str:
+        """The verified model directory of a finished adapt job (``job.model_info`` describes it).
+
+        Raises RunCancelled or WorkerError like :meth:`AdaptJob.finish`.
+        """
+        return job.finish()
+
+    def adapt(self, volumeNode, *, modality: str | None = None, model: str | None = None,
+              steps: int = DEFAULT_ADAPT_STEPS, device: str = "auto", modelsDir: str | None = None,
+              outputDir: str | None = None, wait: bool = True, tempRoot: str | None = None):
+        """Fine-tune a model self-supervised (Noise2Void) on this scan (``meddenoise adapt``).
+
+        Parameters
+        ----------
+        volumeNode : vtkMRMLScalarVolumeNode
+            The noisy scan; it is its own training data (no clean reference) and is never modified.
+        modality : {"ct", "mr", "us", "xr"}, optional
+            Guessed when None.
+        model : str, optional
+            Shipped model name or model directory to start from; default the modality's default model.
+        steps : int
+            Fine-tuning steps (200 take minutes on a CPU).
+        device : {"auto", "cuda", "cpu"}
+            ``"cpu"`` hides the GPUs from the worker.
+        modelsDir, outputDir : str, optional
+            Where the model is exported: ``outputDir`` itself (must not exist), else a new
+            ``<modelsDir>/<input>_adapted_<timestamp>``; ``modelsDir`` defaults to
+            :meth:`adaptedModelsDirectory`.
+        wait : bool
+            True: block until done and return the model directory; False: return the running
+            job (``job.poll()``, ``job.cancel()``, then ``logic.finishAdapt(job)``).
+
+        Returns
+        -------
+        str or AdaptJob
+            The adapted model directory (card + weights, sha256 verified), usable as
+            ``logic.denoise(..., model=directory)``; the job when not ``wait``.
+
+        Raises
+        ------
+        ValueError, RunCancelled, WorkerError
+            A cancel or failure leaves no model directory and no temp directory.
+
+        Examples
+        --------
+        In Slicer's Python console::
+
+            logic = slicer.util.getModuleLogic("MedDenoise")
+            modelDir = logic.adapt(getNode("MRHead"), modality="mr", steps=200)
+            denoised, uncertainty, report = logic.denoise(getNode("MRHead"), modality="mr", model=modelDir)
+        """
+        job = self.startAdapt(volumeNode, modality=modality, model=model, steps=steps, device=device,
+                              modelsDir=modelsDir, outputDir=outputDir, tempRoot=tempRoot)
+        if not wait:
+            return job
+        return job.wait()

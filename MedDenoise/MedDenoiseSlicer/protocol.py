@@ -1,10 +1,16 @@
 """The worker protocol: command line, child environment and the JSON progress lines.
 
-Pure Python (no MRML, no Qt, no torch). The worker is ``meddenoise denoise`` run with
-``--progress json``: it prints one JSON object per line on stdout, ``progress`` events
-while it works and one ``done`` event at the end, and logs prose on stderr as
-``LEVEL logger: message``. Any other line (library warnings, tracebacks) is kept as a
-log line, so a stray print never breaks the parser.
+Pure Python (no MRML, no Qt, no torch). The worker is ``meddenoise denoise`` (or
+``meddenoise adapt``) run with ``--progress json``: it prints one JSON object per line on
+stdout, ``progress`` events while it works and one ``done`` event at the end, and logs
+prose on stderr as ``LEVEL logger: message``. Any other line (library warnings,
+tracebacks) is kept as a log line, so a stray print never breaks the parser.
+
+Denoise progress: ``{"event": "progress", "stage": "denoise", "patch", "patches", "tta",
+"tta_total", "elapsed_s", "eta_s", "fraction"}``; done: ``{"event": "done", "outputs": [...],
+"report": {...}}``. Adapt progress: ``{"event": "progress", "stage": "adapt", "step", "steps",
+"loss"}`` (no timing: the job adds elapsed and ETA); done: ``{"event": "done", "model": DIR,
+"denoised": PATH or null}``.
 """
 
 from __future__ import annotations
@@ -75,6 +81,69 @@ class WorkerRequest:
             raise ProtocolError(f"mc_dropout must be >= 0; got {self.mc_dropout!r}. Use 0 (off) or e.g. 8.")
 
 
+@dataclass(frozen=True)
+class AdaptRequest:
+    """One ``meddenoise adapt`` run: fine-tune ``model`` on ``input_path`` for ``steps`` steps.
+
+    Attributes
+    ----------
+    input_path : str
+        The noisy scan (NRRD in the run's temp directory).
+    output_dir : str
+        Model directory the engine exports (weights + card.json); must not exist yet.
+    model : str
+        Shipped model name or model directory to start from.
+    steps : int
+        Fine-tuning steps (>= 1).
+    modality : str or None
+        None: the model card's.
+    device : str
+        One of :data:`DEVICES` (or ``cuda:N``).
+    run_dir : str or None
+        Checkpoints and logs (kept inside the run's temp directory, so a cancel removes them).
+    """
+
+    input_path: str
+    output_dir: str
+    model: str
+    steps: int = 200
+    modality: str | None = None
+    device: str = "auto"
+    run_dir: str | None = None
+
+    def __post_init__(self) -> None:
+        if not self.model:
+            raise ProtocolError("adapt needs a model to start from; choose a model in the panel or import one.")
+        if int(self.steps) < 1:
+            raise ProtocolError(f"steps must be >= 1; got {self.steps!r}. Use e.g. 200.")
+        if self.modality is not None and self.modality not in MODALITIES:
+            raise ProtocolError(f"modality must be one of {MODALITIES} or None (the model's); got {self.modality!r}.")
+        if self.device not in DEVICES and not str(self.device).startswith("cuda:"):
+            raise ProtocolError(f"device must be one of {DEVICES} or cuda:N; got {self.device!r}. Use 'auto'.")
+
+
+def adapt_arguments(request: AdaptRequest) -> list[str]:
+    """Arguments of ``meddenoise adapt`` (after the program) for ``request``.
+
+    Examples
+    --------
+    >>> adapt_arguments(AdaptRequest("in.nrrd", "/m/out", "mr_default", steps=50, device="cpu"))
+    ['adapt', 'in.nrrd', '--model', 'mr_default', '--steps', '50', '--out', '/m/out', '--device', 'cpu', '--progress', 'json']
+    """
+    args = ["adapt", request.input_path, "--model", str(request.model), "--steps", str(int(request.steps)),
+            "--out", request.output_dir, "--device", request.device, "--progress", "json"]
+    if request.modality is not None:
+        args += ["--modality", request.modality]
+    if request.run_dir:
+        args += ["--run-dir", request.run_dir]
+    return args
+
+
+def worker_arguments(request: Union[WorkerRequest, AdaptRequest]) -> list[str]:
+    """Arguments of the worker for a denoise or an adapt request."""
+    return adapt_arguments(request) if isinstance(request, AdaptRequest) else denoise_arguments(request)
+
+
 def denoise_arguments(request: WorkerRequest) -> list[str]:
     """Arguments of ``meddenoise denoise`` (after the program) for ``request``.
 
@@ -123,7 +192,8 @@ def worker_environment(device: str, *, base: Mapping[str, str] | None = None,
 
 @dataclass(frozen=True)
 class Progress:
-    """A ``progress`` event: patch ``patch`` of ``patches``, TTA pass ``tta`` of ``tta_total``."""
+    """A ``progress`` event: patch ``patch`` of ``patches``, TTA pass ``tta`` of ``tta_total`` (denoise),
+    or fine-tuning step ``step`` of ``steps`` with its ``loss`` (adapt)."""
 
     stage: str = "denoise"
     patch: int = 0
@@ -133,14 +203,19 @@ class Progress:
     elapsed_s: float = 0.0
     eta_s: float | None = None
     fraction: float = 0.0
+    step: int = 0
+    steps: int = 0
+    loss: float | None = None
 
 
 @dataclass(frozen=True)
 class Done:
-    """The final ``done`` event: files written and the engine's report (device, seconds, backoff...)."""
+    """The final ``done`` event: files written and the engine's report (device, seconds, backoff...);
+    ``model`` is the exported model directory of an adapt run."""
 
     outputs: tuple[str, ...] = ()
     report: dict = field(default_factory=dict)
+    model: str | None = None
 
 
 @dataclass(frozen=True)
@@ -189,7 +264,7 @@ def parse_line(line: str) -> Event:
             if event == "progress":
                 return _progress(payload)
             if event == "done":
-                return Done(tuple(str(p) for p in payload.get("outputs", ())), dict(payload.get("report") or {}))
+                return _done(payload)
     level = next((lv for lv in _LEVELS if stripped.startswith(lv + " ") or stripped.startswith(lv + ":")), "")
     return LogLine(text, "ERROR" if level == "CRITICAL" else level)
 
@@ -202,11 +277,24 @@ def _progress(payload: dict) -> Progress:
             return default
 
     eta = payload.get("eta_s")
+    step, steps = number("step", int, 0), number("steps", int, 0)
+    default_fraction = step / steps if steps > 0 else 0.0
     return Progress(stage=str(payload.get("stage", "denoise")), patch=number("patch", int, 0),
                     patches=number("patches", int, 0), tta=number("tta", int, 0),
                     tta_total=number("tta_total", int, 0), elapsed_s=number("elapsed_s", float, 0.0),
                     eta_s=None if eta is None else number("eta_s", float, None),
-                    fraction=min(max(number("fraction", float, 0.0), 0.0), 1.0))
+                    fraction=min(max(number("fraction", float, default_fraction), 0.0), 1.0),
+                    step=step, steps=steps, loss=number("loss", float, None))
+
+
+def _done(payload: dict) -> Done:
+    model = payload.get("model")
+    outputs = payload.get("outputs")
+    if not isinstance(outputs, (list, tuple)):
+        outputs = [p for p in (model, payload.get("denoised")) if p]
+    report = payload.get("report")
+    return Done(tuple(str(p) for p in outputs), dict(report) if isinstance(report, dict) else {},
+                str(model) if model else None)
 
 
 def format_duration(seconds: float | None) -> str:
@@ -226,13 +314,18 @@ def format_duration(seconds: float | None) -> str:
 
 
 def format_progress(progress: Progress) -> str:
-    """Progress-bar text, e.g. ``"patch 3/12 · TTA 5/8 · ETA 0:42"``.
+    """Progress-bar text, e.g. ``"patch 3/12 · TTA 5/8 · ETA 0:42"`` or ``"step 30/200 · loss 0.0812 · ETA 1:10"``.
 
     Examples
     --------
     >>> format_progress(Progress(patch=3, patches=12, tta=5, tta_total=8, eta_s=42))
     'patch 3/12 · TTA 5/8 · ETA 0:42'
+    >>> format_progress(Progress(stage="adapt", step=30, steps=200, loss=0.08123, eta_s=70))
+    'step 30/200 · loss 0.0812 · ETA 1:10'
     """
+    if progress.steps:
+        loss = "" if progress.loss is None else f" · loss {progress.loss:.4f}"
+        return f"step {progress.step}/{progress.steps}{loss} · ETA {format_duration(progress.eta_s)}"
     return (f"patch {progress.patch}/{progress.patches} · TTA {progress.tta}/{progress.tta_total}"
             f" · ETA {format_duration(progress.eta_s)}")
 

@@ -1,4 +1,4 @@
-"""Tiny inputs for the module's in-Slicer self test (also exercised by the pytest suite).
+"""Tiny inputs and output checks for the module's in-Slicer self test (also exercised by the pytest suite).
 
 ``tiny_model`` trains nothing: it saves an untrained 8-feature slab25d network with the
 worker's own Python, so torch never loads in Slicer's process.
@@ -12,6 +12,7 @@ import numpy as np
 import slicer
 
 from .job import WorkerLauncher
+from .nodes import ijk_to_ras
 from .runner import WorkerProcess
 
 TINY_MODEL_CODE = (
@@ -44,3 +45,30 @@ def tiny_volume(name: str = "MedDenoiseTestVolume", shape=(5, 24, 28)):
     array = np.random.default_rng(0).normal(300, 40, shape).astype(np.int16)
     node = slicer.util.addVolumeFromArray(array, ijkToRAS=OBLIQUE_IJK_TO_RAS, name=name)
     return node, array
+
+
+def output_problems(volume, array, denoised, labels) -> list[str]:
+    """What is wrong with the nodes of a denoise run of ``volume`` (whose voxels were ``array``); empty when all is well.
+
+    Checked: the input is unchanged; ``"<input> denoised"`` / ``"<input> uncertainty"`` names, shape and
+    IJK-to-RAS equal to the input's; uint8 labels shown with the low / medium / high colour table.
+    """
+    problems = []
+    if not np.array_equal(slicer.util.arrayFromVolume(volume), array):
+        problems.append("the input volume was modified")
+    for node, suffix in ((denoised, "denoised"), (labels, "uncertainty")):
+        expected = f"{volume.GetName()} {suffix}"
+        if node.GetName() != expected:
+            problems.append(f"{node.GetName()!r} should be named {expected!r}")
+        if slicer.util.arrayFromVolume(node).shape != array.shape:
+            problems.append(f"{expected} has shape {slicer.util.arrayFromVolume(node).shape}, not {array.shape}")
+        if not np.array_equal(ijk_to_ras(node), ijk_to_ras(volume)):
+            problems.append(f"{expected} is not on the input's grid (IJK-to-RAS differs)")
+    if slicer.util.arrayFromVolume(labels).dtype != np.uint8:
+        problems.append(f"uncertainty labels are {slicer.util.arrayFromVolume(labels).dtype}, not uint8")
+    display = labels.GetDisplayNode()
+    table = display.GetColorNode() if display is not None else None
+    names = [table.GetColorName(i) for i in (1, 2, 3)] if table is not None else []
+    if names != ["low", "medium", "high"]:
+        problems.append(f"uncertainty colour names are {names}, not low / medium / high")
+    return problems

@@ -1,8 +1,9 @@
 """MedDenoise worker: runs ``meddenoise`` in a separate process (``PythonSlicer meddenoise_worker.py denoise ...``).
 
-Started by the MedDenoise module with the arguments of ``meddenoise denoise``; it never
-imports ``slicer`` or Qt, only the headless engine (``MedDenoiseLib``, shipped beside
-``MedDenoise.py``) and torch. Output contract (see ``MedDenoiseSlicer/protocol.py``):
+Started by the MedDenoise module with the arguments of ``meddenoise denoise`` (or of
+``meddenoise adapt`` for 'Adapt to this scan'); it never imports ``slicer`` or Qt, only the
+headless engine (``MedDenoiseLib``, shipped beside ``MedDenoise.py``) and torch. Output
+contract (see ``MedDenoiseSlicer/protocol.py``):
 
 - stdout: one flushed JSON object per line (``progress`` events, then ``done``);
 - stderr: log lines ``LEVEL meddenoise: message``;

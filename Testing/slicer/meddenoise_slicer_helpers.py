@@ -12,7 +12,7 @@ import vtk
 from vtk.util import numpy_support
 
 from MedDenoiseSlicer.job import WorkerLauncher
-from MedDenoiseSlicer.protocol import denoise_arguments
+from MedDenoiseSlicer.protocol import worker_arguments
 
 ROOT = Path(__file__).resolve().parents[2]
 MODULE_DIR = ROOT / "MedDenoise"
@@ -63,14 +63,14 @@ class HeadlessApp:
 
 
 class FakeLauncher(WorkerLauncher):
-    """Runs ``fake_worker.py`` in ``mode`` instead of the engine; records every command."""
+    """Runs ``fake_worker.py`` in ``mode`` instead of the engine (denoise and adapt); records every command."""
 
     def __init__(self, mode: str = "ok", extra_env: dict | None = None) -> None:
         super().__init__(python=sys.executable, script=str(FAKE_WORKER), pythonpath=[str(ROOT)])
         self.mode, self.extra_env, self.commands = mode, dict(extra_env or {}), []
 
     def command(self, request):
-        argv = [self.python, self.script, "--fake-mode", self.mode, *denoise_arguments(request)]
+        argv = [self.python, self.script, "--fake-mode", self.mode, *worker_arguments(request)]
         self.commands.append(argv)
         return argv
 

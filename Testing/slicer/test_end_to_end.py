@@ -36,6 +36,7 @@ def test_real_engine_denoises_and_the_red_view_shows_the_overlay(app, volume, ti
     assert values.dtype == np.float32 and np.isfinite(values).all() and not np.array_equal(values, source)
     labels = slicer.util.arrayFromVolume(uncertainty)
     assert labels.dtype == np.uint8 and labels.max() <= 3 and labels.any()
+    assert selftest.output_problems(volume, source, denoised, uncertainty) == []
 
     composite = red.GetSliceCompositeNode()
     assert composite.GetBackgroundVolumeID() == volume.GetID()

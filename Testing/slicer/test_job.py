@@ -165,10 +165,6 @@ class TestValidation:
         with pytest.raises(ValueError, match="1 component"):
             logic.denoise(rgb, modality="us")
 
-    def test_adapt_names_the_missing_engine_command(self, volume):
-        with pytest.raises(NotImplementedError, match="meddenoise adapt.*issue 3"):
-            DenoiseLogic().adapt(volume)
-
     def test_mc_dropout_mapping(self):
         assert DenoiseLogic.mcDropoutSamples("tta", 8) == 0
         assert DenoiseLogic.mcDropoutSamples("mcdropout", 5) == 5

@@ -5,8 +5,9 @@ import os
 
 import pytest
 
-from MedDenoiseSlicer.protocol import (Done, LogLine, Progress, ProtocolError, WorkerRequest, denoise_arguments,
-                                       error_summary, format_duration, format_progress, format_report, parse_line,
+from MedDenoiseSlicer.protocol import (AdaptRequest, Done, LogLine, Progress, ProtocolError, WorkerRequest,
+                                       adapt_arguments, denoise_arguments, error_summary, format_duration,
+                                       format_progress, format_report, parse_line, worker_arguments,
                                        worker_environment)
 
 
@@ -20,6 +21,15 @@ class TestParseLine:
     def test_done_event(self):
         event = parse_line(json.dumps({"event": "done", "outputs": ["/a.nrrd"], "report": {"device": "cpu"}}))
         assert event == Done(("/a.nrrd",), {"device": "cpu"})
+
+    def test_adapt_progress_and_done_events(self):
+        # exactly what `meddenoise adapt --progress json` prints (MedDenoiseLib/cli/adapt.py)
+        event = parse_line('{"event": "progress", "stage": "adapt", "step": 3, "steps": 12, "loss": 0.084165}')
+        assert (event.stage, event.step, event.steps, event.loss) == ("adapt", 3, 12, 0.084165)
+        assert event.fraction == pytest.approx(0.25) and event.eta_s is None and event.patches == 0
+        done = parse_line('{"event": "done", "model": "/m/Brain_adapted", "denoised": null}')
+        assert done == Done(("/m/Brain_adapted",), {}, "/m/Brain_adapted")
+        assert parse_line('{"event": "progress", "stage": "adapt", "step": 1, "steps": 0, "loss": "x"}').fraction == 0
 
     @pytest.mark.parametrize("line", ["UserWarning: something", "{not json", "[1, 2]", '{"event": "other"}', "", "  "])
     def test_non_protocol_lines_are_log_lines(self, line):
@@ -42,6 +52,11 @@ class TestFormatting:
     def test_progress_text(self):
         text = format_progress(Progress(patch=3, patches=12, tta=5, tta_total=8, eta_s=42.4))
         assert text == "patch 3/12 · TTA 5/8 · ETA 0:42"
+
+    def test_adapt_progress_text(self):
+        assert format_progress(Progress(stage="adapt", step=30, steps=200, loss=0.08123, eta_s=70)) == \
+            "step 30/200 · loss 0.0812 · ETA 1:10"
+        assert format_progress(Progress(stage="adapt", step=1, steps=200)) == "step 1/200 · ETA ?"
 
     @pytest.mark.parametrize("seconds, text", [(None, "?"), (-1, "?"), (0, "0:00"), (59.6, "1:00"), (3723, "1:02:03")])
     def test_duration(self, seconds, text):
@@ -79,6 +94,24 @@ class TestCommand:
     def test_invalid_requests(self, kwargs, match):
         with pytest.raises(ProtocolError, match=match):
             WorkerRequest("in.nrrd", "out.nrrd", **kwargs)
+
+
+    def test_adapt_arguments(self):
+        request = AdaptRequest("in.nrrd", "/models/Brain_adapted", "mr_default", steps=50, modality="mr",
+                               device="cpu", run_dir="/tmp/run")
+        args = worker_arguments(request)
+        assert args == adapt_arguments(request) and args[:2] == ["adapt", "in.nrrd"]
+        assert dict(zip(args[2::2], args[3::2])) == {"--model": "mr_default", "--steps": "50",
+                                                     "--out": "/models/Brain_adapted", "--device": "cpu",
+                                                     "--progress": "json", "--modality": "mr", "--run-dir": "/tmp/run"}
+        assert worker_arguments(WorkerRequest("in.nrrd", "out.nrrd"))[0] == "denoise"
+
+    @pytest.mark.parametrize("kwargs, match", [({"model": ""}, "model"), ({"steps": 0}, "steps"),
+                                               ({"modality": "pet"}, "modality"), ({"device": "tpu"}, "device")])
+    def test_invalid_adapt_requests(self, kwargs, match):
+        values = {"model": "m", **kwargs}
+        with pytest.raises(ProtocolError, match=match):
+            AdaptRequest("in.nrrd", "/out", **values)
 
 
 class TestEnvironment:
