@@ -24,7 +24,7 @@ from .inference.sliding_window import plan_windows, sliding_window_moments
 from .inference.tta import flip_set
 from .models.card import LoadedModel
 from .normalization import canonical_modality, fit_normalization
-from .uncertainty_labels import DEFAULT_THRESHOLDS, check_thresholds, uncertainty_labels
+from .uncertainty_labels import DEFAULT_THRESHOLDS, check_thresholds, regional_std, uncertainty_labels
 from .volume import Volume
 
 logger = logging.getLogger(__name__)
@@ -118,7 +118,7 @@ def denoise_volume(volume: Volume, model: LoadedModel | nn.Module, *, modality: 
     denoised = norm.inverse(mean[0, 0].numpy()).astype(np.float32)
     std = (np.sqrt(var[0, 0].numpy()) * abs(norm.scale)).astype(np.float32)
     sigma = residual_noise_sigma(source, denoised)
-    labels = uncertainty_labels(std, sigma, options.thresholds)
+    labels = uncertainty_labels(regional_std(std), sigma, options.thresholds)
     plan = plan_windows(tuple(source.shape), used.roi_size, options.overlap, options.tta * max(1, options.mc_dropout))
     report = _report(options, card, norm, used, plan.patches, events, sigma, started)
     logger.info("denoised %s on %s in %.1f s (%d patches x %d views)", source.shape, used.device,
