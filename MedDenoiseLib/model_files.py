@@ -49,7 +49,7 @@ def read_card(path: str | Path) -> tuple[dict, Path]:
         raise WeightsError(rule_message("model path", f"must be a directory holding {CARD_NAME} and {WEIGHTS_NAME}",
                                         str(path), "Pass a model directory written by save_model or a shipped model name."))
     try:
-        card = json.loads(card_path.read_text())
+        card = json.loads(card_path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as exc:
         raise WeightsError(rule_message("model card", "must be valid JSON", str(card_path),
                                         f"Fix or re-export it ({exc}).")) from exc
@@ -84,7 +84,7 @@ def default_models() -> dict[str, str]:
     """Modality -> default shipped model name, from ``index.json`` (empty when absent or unreadable)."""
     index = models_root() / INDEX_NAME
     try:
-        defaults = json.loads(index.read_text()).get("defaults", {}) if index.is_file() else {}
+        defaults = json.loads(index.read_text(encoding="utf-8")).get("defaults", {}) if index.is_file() else {}
     except (OSError, json.JSONDecodeError, AttributeError):
         return {}
     return {str(k): str(v) for k, v in defaults.items() if v}

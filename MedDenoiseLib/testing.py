@@ -35,5 +35,5 @@ def write_tiny_models_root(root: str | Path, modalities: tuple[str, ...] = ("mr"
     root = Path(root)
     for modality in modalities:
         save_model(tiny_model(seed=seed), root / f"{modality}_tiny", {"name": f"{modality}_tiny", "modality": modality})
-    (root / "index.json").write_text(json.dumps({"defaults": {m: f"{m}_tiny" for m in modalities}}))
+    (root / "index.json").write_text(json.dumps({"defaults": {m: f"{m}_tiny" for m in modalities}}), encoding="utf-8")
     return root

@@ -86,5 +86,5 @@ def write_color_table(path: str | Path) -> Path:
     path = Path(path)
     lines = [f"# Color table file {path.name}", f"# {len(UNCERTAINTY_COLORS)} values"]
     lines += [f"{c.index} {c.name} {' '.join(str(v) for v in c.rgba)}" for c in UNCERTAINTY_COLORS]
-    path.write_text("\n".join(lines) + "\n")
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path

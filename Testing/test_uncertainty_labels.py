@@ -36,7 +36,7 @@ class TestUncertaintyLabels:
 
     def test_color_table_file(self, tmp_path):
         path = write_color_table(tmp_path / "u.ctbl")
-        lines = [ln for ln in path.read_text().splitlines() if not ln.startswith("#")]
+        lines = [ln for ln in path.read_text(encoding="utf-8").splitlines() if not ln.startswith("#")]
         assert lines == ["0 background 0 0 0 0", "1 low 46 204 113 255", "2 medium 241 196 15 255",
                          "3 high 231 76 60 255"]
         assert UNCERTAINTY_COLORS[0].rgba[3] == 0  # label 0 transparent

@@ -29,7 +29,7 @@ def read_requirements(path: str | Path) -> list[str]:
     >>> os.unlink(f.name)
     """
     lines = []
-    for raw in Path(path).read_text().splitlines():
+    for raw in Path(path).read_text(encoding="utf-8").splitlines():
         line = raw.split("#", 1)[0].strip()
         if line:
             lines.append(line)

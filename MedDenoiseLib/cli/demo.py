@@ -69,7 +69,7 @@ def run(args) -> int:
                            result.uncertainty.array, result.labels.array, scores)
     (out / "report.json").write_text(json.dumps({"scores": scores, "noise": {
         "modality": SAMPLE_MODALITY, "rician_sigma_percent_of_max": args.noise_level, "seed": SAMPLE_NOISE_SEED},
-        "denoise": result.report}, indent=1))
+        "denoise": result.report}, indent=1), encoding="utf-8")
     logger.info("PSNR noisy %.2f dB -> denoised %.2f dB (%+.2f) | SSIM %.3f -> %.3f | %s, TTA %d, %.1f s | outputs in %s",
                 scores["psnr_noisy"], scores["psnr_denoised"], scores["psnr_denoised"] - scores["psnr_noisy"],
                 scores["ssim_noisy"], scores["ssim_denoised"], result.report["device"], args.tta,

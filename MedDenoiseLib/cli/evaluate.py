@@ -132,7 +132,7 @@ def run(args) -> int:
                 bar.close()
     args.out.mkdir(parents=True, exist_ok=True)
     config_path = args.out / "config.yaml"  # with the seed actually used: re-running it gives the same numbers
-    config_path.write_text(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
+    config_path.write_text(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False), encoding="utf-8")
     command = f"meddenoise evaluate --config {shlex.quote(str(config_path))} --out {shlex.quote(str(args.out))}"
     paths = write_report(result, args.out, command=command)
     logger.info("report: %s", paths["markdown"])

@@ -18,7 +18,7 @@ def run(args) -> int:
                             "parameters": count_parameters(build_model(name))} for name in list_models()}
     shipped = {}
     for name, path in shipped_models().items():
-        card = json.loads((path / "card.json").read_text())
+        card = json.loads((path / "card.json").read_text(encoding="utf-8"))
         shipped[name] = {k: card.get(k) for k in ("modality", "architecture", "parameters", "sha256")}
     print(json.dumps({"architectures": architectures, "shipped": shipped, "models_root": str(models_root())}, indent=1))
     return 0

@@ -122,4 +122,4 @@ class EvaluationConfig(_Strict):
 
 def load_evaluation_config(path: str | Path) -> EvaluationConfig:
     """Read a YAML evaluation config (relative data paths are taken relative to the current directory)."""
-    return EvaluationConfig.model_validate(yaml.safe_load(Path(path).read_text()))
+    return EvaluationConfig.model_validate(yaml.safe_load(Path(path).read_text(encoding="utf-8")))

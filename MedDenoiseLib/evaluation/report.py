@@ -139,7 +139,7 @@ def write_report(result: EvaluationResult, out_dir: str | Path, *, command: str 
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     payload = {"title": title, "generated": stamp, "command": command, **result.to_json()}
     json_path = out_dir / "report.json"
-    json_path.write_text(json.dumps(json_ready(payload), indent=1))
+    json_path.write_text(json.dumps(json_ready(payload), indent=1), encoding="utf-8")
     n_cases = len(result.cases)
     lines = [f"# {title}", "", f"Generated {stamp} by MedDenoise {result.environment['versions']['meddenoise']}.",
              ""]
@@ -169,6 +169,6 @@ def write_report(result: EvaluationResult, out_dir: str | Path, *, command: str 
               f"{config['segmentation_method']} segmentation into {config['segmentation_classes']} intensity classes, "
               "run on the clean image and on each output.", ""]
     md_path = out_dir / "report.md"
-    md_path.write_text("\n".join(lines))
+    md_path.write_text("\n".join(lines), encoding="utf-8")
     logger.info("wrote %s and %s", json_path, md_path)
     return {"json": json_path, "markdown": md_path}

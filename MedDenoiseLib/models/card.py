@@ -69,7 +69,7 @@ def save_model(model: nn.Module, directory: str | Path, card: dict[str, Any]) ->
     if full_card["architecture"] is None:
         raise WeightsError(rule_message("model.architecture_config", "must be set (build the model with build_model)",
                                         None, "Create the network with MedDenoiseLib.models.build_model(name, ...)."))
-    _atomic(directory / CARD_NAME, lambda tmp: tmp.write_text(json.dumps(full_card, indent=2, sort_keys=True)))
+    _atomic(directory / CARD_NAME, lambda tmp: tmp.write_text(json.dumps(full_card, indent=2, sort_keys=True), encoding="utf-8"))
     return directory
 
 

@@ -62,7 +62,7 @@ def save_checkpoint(directory: Path, *, model, optimizer, generator: torch.Gener
     if scaler is not None:
         payload["grad_scaler"] = {k: (float(v) if torch.is_tensor(v) else v) for k, v in scaler.state_dict().items()}
     payload.update(extra or {})
-    (tmp / "state.json").write_text(json.dumps(payload, indent=1))
+    (tmp / "state.json").write_text(json.dumps(payload, indent=1), encoding="utf-8")
     _replace_dir(tmp, directory)
 
 
@@ -76,7 +76,7 @@ def load_checkpoint(directory: Path, *, model, optimizer, generator: torch.Gener
     if not (directory / "state.json").is_file():
         raise WeightsError(rule_message("checkpoint", "must be a directory holding state.json", str(directory),
                                         "Pass RUN_DIR/checkpoint of an earlier run."))
-    state = json.loads((directory / "state.json").read_text())
+    state = json.loads((directory / "state.json").read_text(encoding="utf-8"))
     model.load_state_dict(load_file(str(directory / "model.safetensors")))
     tensors = load_file(str(directory / "optimizer.safetensors"))
     generators = {k: tensors.pop(k) for k in [k for k in tensors if k.startswith(_GEN)]}
@@ -98,14 +98,14 @@ def save_weights(directory: Path, state_dict: dict[str, torch.Tensor], meta: dic
     tmp = directory.with_name(directory.name + ".tmp")
     tmp.mkdir(parents=True, exist_ok=True)
     save_file(_cpu(state_dict), str(tmp / "model.safetensors"))
-    (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
+    (tmp / "meta.json").write_text(json.dumps(meta, indent=1), encoding="utf-8")
     _replace_dir(tmp, directory)
 
 
 def load_weights(directory: Path) -> tuple[dict[str, torch.Tensor], dict]:
     """The state dict and meta written by :func:`save_weights`."""
     directory = Path(directory)
-    return load_file(str(directory / "model.safetensors")), json.loads((directory / "meta.json").read_text())
+    return load_file(str(directory / "model.safetensors")), json.loads((directory / "meta.json").read_text(encoding="utf-8"))
 
 
 def _flatten_optimizer(optimizer) -> tuple[dict[str, torch.Tensor], dict]:

@@ -157,7 +157,7 @@ def load_config(path: str | Path) -> TrainConfig:
     if not path.is_file():
         raise ConfigError(rule_message("--config", "must be an existing YAML file", str(path),
                                        "See configs/ for examples per modality."))
-    raw = yaml.safe_load(path.read_text())
+    raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     try:
         return TrainConfig.model_validate(raw)
     except ValidationError as exc:
@@ -171,4 +171,4 @@ def load_config(path: str | Path) -> TrainConfig:
 
 def dump_config(config: TrainConfig, path: str | Path) -> None:
     """Write ``config`` as YAML (every field, including the drawn seed)."""
-    Path(path).write_text(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
+    Path(path).write_text(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False), encoding="utf-8")

@@ -47,7 +47,7 @@ def select_weights(run_dir: Path, which: str = "auto") -> tuple[dict, str, dict 
                                         "Train first: meddenoise train --config C.yaml --run-dir RUN."))
     ema = ckpt / "ema.safetensors"
     chosen = ema if ema.is_file() else ckpt / "model.safetensors"
-    validation = json.loads((ckpt / "state.json").read_text()).get("validation") or [None]
+    validation = json.loads((ckpt / "state.json").read_text(encoding="utf-8")).get("validation") or [None]
     return load_file(str(chosen)), "last checkpoint" + (" (EMA)" if ema.is_file() else ""), validation[-1]
 
 
@@ -56,7 +56,7 @@ def export(config: TrainConfig, run_dir: str | Path, out_dir: str | Path, *, ext
     """Export a run's weights (see :func:`select_weights`) as a model directory with its card."""
     run_dir = Path(run_dir)
     state, description, scores = select_weights(run_dir, weights)
-    ckpt_state = json.loads((run_dir / "checkpoint" / "state.json").read_text())
+    ckpt_state = json.loads((run_dir / "checkpoint" / "state.json").read_text(encoding="utf-8"))
     arch = dict(config.model)
     model = build_model(arch.pop("name"), **arch)
     model.load_state_dict(state)

@@ -89,7 +89,7 @@ class RunLog:
         for row in rows:
             columns += [k for k in row if k not in columns]
         tmp = self.run_dir / (CSV_NAME + ".tmp")
-        with open(tmp, "w", newline="") as handle:
+        with open(tmp, "w", newline="", encoding="utf-8") as handle:
             writer = csv.DictWriter(handle, fieldnames=columns)
             writer.writeheader()
             writer.writerows(rows)

@@ -133,10 +133,10 @@ def architecture_of(init: str) -> dict:
     """The model section (``{"name": ..., **kwargs}``) recorded with ``init`` (card or checkpoint)."""
     path = Path(init).expanduser()
     if (path / "state.json").is_file():
-        return dict(json.loads((path / "state.json").read_text())["config"]["model"])
+        return dict(json.loads((path / "state.json").read_text(encoding="utf-8"))["config"]["model"])
     shipped = shipped_models()
     card_dir = path if (path / "card.json").is_file() else shipped.get(init)
     if card_dir is None:
         raise ConfigError(rule_message("init", "must be a checkpoint directory, a model directory or a shipped "
                                        "model", init, f"Shipped models: {sorted(shipped)}."))
-    return dict(json.loads((Path(card_dir) / "card.json").read_text())["architecture"])
+    return dict(json.loads((Path(card_dir) / "card.json").read_text(encoding="utf-8"))["architecture"])

@@ -40,7 +40,7 @@ def data_provenance(paths: list[str], *, manifest: str | Path | None = None) -> 
     root = None
     if manifest is not None and Path(manifest).is_file():
         root = Path(manifest).resolve().parent
-        for entry in json.loads(Path(manifest).read_text()).get("files", []):
+        for entry in json.loads(Path(manifest).read_text(encoding="utf-8")).get("files", []):
             entries[(root / entry["path"]).resolve()] = entry
     records = []
     for path in paths:

@@ -21,7 +21,7 @@ def test_demo_writes_outputs_and_improves_psnr(tmp_path):
         np.testing.assert_allclose(image.GetDirection(), sample.GetDirection(), atol=1e-6)
     labels = sitk.GetArrayFromImage(sitk.ReadImage(str(out / "uncertainty_labels.nii.gz")))
     assert labels.dtype == np.uint8 and labels.max() <= 3
-    report = json.loads((out / "report.json").read_text())
+    report = json.loads((out / "report.json").read_text(encoding="utf-8"))
     scores = report["scores"]
     assert scores["psnr_denoised"] > scores["psnr_noisy"] + 3.0  # a real model, on a held-out volume
     assert scores["ssim_denoised"] > scores["ssim_noisy"]

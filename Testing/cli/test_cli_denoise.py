@@ -45,7 +45,7 @@ def test_denoise_writes_every_output_with_geometry(tmp_path, models_dir, ct_file
         np.testing.assert_allclose(image.GetSpacing(), source.GetSpacing(), rtol=0, atol=1e-12)
     assert sitk.ReadImage(str(out)).GetPixelID() == sitk.sitkInt16  # --dtype source
     assert sitk.ReadImage(str(tmp_path / "lab.nrrd")).GetPixelID() == sitk.sitkUInt8
-    assert (tmp_path / "lab.ctbl").read_text().count("\n") == 6
+    assert (tmp_path / "lab.ctbl").read_text(encoding="utf-8").count("\n") == 6
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert lines[-1]["event"] == "done" and lines[-1]["report"]["model"] == "ct_tiny"
     assert any(line["event"] == "progress" and line["tta_total"] == 2 for line in lines)

@@ -36,7 +36,7 @@ def test_cli_writes_json_markdown_and_figures(tmp_path, mr_dir):
     code = main(["evaluate", "--data", str(mr_dir), "--modality", "mr", "--noise", "4,12", "--methods",
                  "noisy,median,gaussian", "--seed", "3", "--bootstrap", "200", "--out", str(out)])
     assert code == 0
-    report = json.loads((out / "report.json").read_text())
+    report = json.loads((out / "report.json").read_text(encoding="utf-8"))
     assert len(report["records"]) == 3 * 2 * 3  # cases x levels x methods, every per-case number kept
     assert {r["method"] for r in report["records"]} == {"noisy", "median", "gaussian"}
     assert report["reference"] == "median" and report["config"]["seed"] == 3
@@ -44,7 +44,7 @@ def test_cli_writes_json_markdown_and_figures(tmp_path, mr_dir):
     for case in ("subject0", "subject1", "subject2"):  # the median filter beats the noisy input at 12 %
         assert by[(case, 12.0, "median")]["psnr"] > by[(case, 12.0, "noisy")]["psnr"] + 3
         assert by[(case, 12.0, "median")]["seconds"] > 0
-    text = (out / "report.md").read_text()
+    text = (out / "report.md").read_text(encoding="utf-8")
     for heading in ("## Image quality", "### PSNR (dB)", "## Paired comparisons", "### Δ SSIM", "## Time per method",
                     "LPIPS is not reported"):
         assert heading in text
@@ -53,7 +53,7 @@ def test_cli_writes_json_markdown_and_figures(tmp_path, mr_dir):
         assert (out / "figures" / name).stat().st_size > 1000
     # the saved config reproduces the run: same noise seeds, same scores
     assert main(["evaluate", "--config", str(out / "config.yaml"), "--no-figures", "--out", str(tmp_path / "again")]) == 0
-    again = json.loads((tmp_path / "again" / "report.json").read_text())
+    again = json.loads((tmp_path / "again" / "report.json").read_text(encoding="utf-8"))
     assert [r["psnr"] for r in again["records"]] == [r["psnr"] for r in report["records"]]
 
 

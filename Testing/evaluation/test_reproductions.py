@@ -32,7 +32,7 @@ class TestSplits:
 
     @needs_shared
     def test_split_files_are_in_the_manifest(self):
-        listed = {f["path"] for f in json.loads((SHARED / "manifest.json").read_text())["files"]}
+        listed = {f["path"] for f in json.loads((SHARED / "manifest.json").read_text(encoding="utf-8"))["files"]}
         for protocol in SPLITS.values():
             for split in protocol.values():
                 assert set(split["train"]) | set(split["test"]) <= listed
@@ -67,10 +67,10 @@ def _fake_gondara(epochs: int) -> dict:
 
 def test_document_marks_reduced_runs_and_untranscribed_values(tmp_path):
     path = render_document({"gondara2016": _fake_gondara(2)}, tmp_path / "r.md", commands=["meddenoise evaluate ..."])
-    text = path.read_text()
+    text = path.read_text(encoding="utf-8")
     assert "Reduced run: 2 epoch(s) instead of 100" in text and "not transcribed" in text
     assert "| p=0.1, σ=1 | 0.500 ± 0.100 |" in text and "| p=0.1, σ=1 | median | 0.100 [0.050, 0.150] |" in text
-    full = render_document({"gondara2016": _fake_gondara(100)}, tmp_path / "f.md", commands=["x"]).read_text()
+    full = render_document({"gondara2016": _fake_gondara(100)}, tmp_path / "f.md", commands=["x"]).read_text(encoding="utf-8")
     assert "Reduced run" not in full
 
 
@@ -86,6 +86,6 @@ def test_full_reproductions(tmp_path):
     """The committed docs/reproductions.md comes from this (about 1-2 h on 2 CPU cores)."""
     torch.set_num_threads(2)
     results = run_reproductions("all", data_root=SHARED, out_dir=tmp_path, doc=tmp_path / "reproductions.md")
-    assert "Reduced run" not in (tmp_path / "reproductions.md").read_text()
+    assert "Reduced run" not in (tmp_path / "reproductions.md").read_text(encoding="utf-8")
     gondara = results["gondara2016"]["rows"]
     assert all(r["methods"]["cdae"]["ssim"]["mean"] > r["methods"]["noisy"]["ssim"]["mean"] for r in gondara)

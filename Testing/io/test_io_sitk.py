@@ -50,7 +50,7 @@ class TestReadVolumeErrors:
             read_volume(tmp_path / "scan.png")
 
     def test_folder_without_dicom(self, tmp_path):
-        (tmp_path / "notes.txt").write_text("hello")
+        (tmp_path / "notes.txt").write_text("hello", encoding="utf-8")
         with pytest.raises(InputError, match="folder holding a DICOM series"):
             read_volume(tmp_path)
         empty = tmp_path / "empty"

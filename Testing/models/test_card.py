@@ -21,7 +21,7 @@ class TestCard:
         model = tiny().eval()
         save_model(model, tmp_path / "m", {"name": "tiny", "modality": "mr"})
         loaded = load_model(tmp_path / "m")
-        card = json.loads((tmp_path / "m" / "card.json").read_text())
+        card = json.loads((tmp_path / "m" / "card.json").read_text(encoding="utf-8"))
         assert card["architecture"]["name"] == "slab25d" and card["architecture"]["features"] == 8
         assert card["card_version"] == 1 and card["library_version"]
         assert len(card["sha256"]) == 64 and card["parameters"] == sum(p.numel() for p in model.parameters())
@@ -46,7 +46,7 @@ class TestCard:
 class TestResolve:
     def test_shipped_name_default_and_unknown(self, tmp_path, monkeypatch):
         save_model(tiny(), tmp_path / "mr_tiny", {"name": "mr_tiny", "modality": "mr"})
-        (tmp_path / "index.json").write_text(json.dumps({"defaults": {"mr": "mr_tiny"}}))
+        (tmp_path / "index.json").write_text(json.dumps({"defaults": {"mr": "mr_tiny"}}), encoding="utf-8")
         monkeypatch.setenv(MODELS_ENV, str(tmp_path))
         assert resolve_model(None, "mr").name == "mr_tiny"
         assert resolve_model("mr_tiny", "ct").name == "mr_tiny"

@@ -34,8 +34,8 @@ def update_cmake() -> None:
     files = sorted(str(p.relative_to(ROOT / "MedDenoiseLib")) for p in (ROOT / "MedDenoiseLib").rglob("*.py")
                    if "__pycache__" not in p.parts)
     block = "set(MEDDENOISE_ENGINE_SCRIPTS\n" + "".join(f"  {f}\n" for f in files) + "  )"
-    text = re.sub(r"set\(MEDDENOISE_ENGINE_SCRIPTS\n.*?\n  \)", lambda _m: block, path.read_text(), flags=re.S)
-    path.write_text(text)
+    text = re.sub(r"set\(MEDDENOISE_ENGINE_SCRIPTS\n.*?\n  \)", lambda _m: block, path.read_text(encoding="utf-8"), flags=re.S)
+    path.write_text(text, encoding="utf-8")
     logger.info("listed %d MedDenoiseLib files in %s", len(files), path)
 
 

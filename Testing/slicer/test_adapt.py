@@ -54,7 +54,7 @@ class TestSuccess:
         assert os.path.dirname(model_dir) == str(models) and os.path.basename(model_dir).startswith("Brain_adapted_")
         info = verify_model(model_dir)
         assert info.path.name == os.path.basename(model_dir) and info.title == "mr_start_adapted"
-        card = json.loads((info.path / "card.json").read_text())
+        card = json.loads((info.path / "card.json").read_text(encoding="utf-8"))
         assert card["fake_env"]["CUDA_VISIBLE_DEVICES"] == "-1" and os.environ["CUDA_VISIBLE_DEVICES"] == "0"
         assert card["fake_env"]["run_dir"].startswith(str(temp_root))  # checkpoints stay in the run's temp dir
         assert os.path.basename(card["adapted_from"]["scan"]) == "Brain.nrrd"
@@ -86,7 +86,7 @@ class TestSuccess:
     def test_default_model_of_the_modality_and_guessed_modality(self, volume, folders, tmp_path, monkeypatch):
         root = tmp_path / "shipped"
         root.mkdir()
-        (root / "index.json").write_text(json.dumps({"defaults": {"mr": "mr_shipped"}}))
+        (root / "index.json").write_text(json.dumps({"defaults": {"mr": "mr_shipped"}}), encoding="utf-8")
         monkeypatch.setenv("MEDDENOISE_MODELS", str(root))
         launcher = FakeLauncher()
         DenoiseLogic(launcher).adapt(volume, **adapt_kwargs(folders, model=None, modality=None))
@@ -129,7 +129,7 @@ class TestCancelAndFailure:
         assert scene.GetNumberOfNodes() == count
         with pytest.raises(RunCancelled, match="no model was saved"):
             job.finish()
-        grandchild = int(pidfile.read_text())
+        grandchild = int(pidfile.read_text(encoding="utf-8"))
         deadline = time.monotonic() + 5
         while time.monotonic() < deadline and _alive(grandchild):
             time.sleep(0.05)
@@ -179,7 +179,7 @@ class TestValidation:
         with pytest.raises(ValueError, match="already exists"):
             logic.adapt(volume, **adapt_kwargs(folders, outputDir=str(tmp_path)))
         blocker = tmp_path / "file"
-        blocker.write_text("x")
+        blocker.write_text("x", encoding="utf-8")
         with pytest.raises(ValueError, match="cannot create the models folder"):
             logic.adapt(volume, **adapt_kwargs(folders, modelsDir=str(blocker / "Models")))
         assert os.listdir(folders[1]) == [] and [n.GetName() for n in volume_nodes(scene)] == ["Brain"]
@@ -206,7 +206,7 @@ def test_real_engine_adapts_then_denoises_with_the_adapted_model(app, volume, ti
     model_dir = job.wait(events.append)
 
     info = verify_model(model_dir)
-    card = json.loads((info.path / "card.json").read_text())
+    card = json.loads((info.path / "card.json").read_text(encoding="utf-8"))
     assert card["adapted_from"]["model"] == "mr_tiny" and card["training"]["steps"] == 3
     assert card["modality"] == "mr" and info.path.parent == folders[0]
     steps = [e for e in events if isinstance(e, Progress)]

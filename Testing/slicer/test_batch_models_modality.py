@@ -65,7 +65,7 @@ def make_model_dir(root, name, modality, weights=b"weights"):
     (folder / "model.safetensors").write_bytes(weights)
     card = {"name": name + "_card", "modality": modality, "sha256": hashlib.sha256(weights).hexdigest(),
             "weights_file": "model.safetensors"}
-    (folder / "card.json").write_text(json.dumps(card))
+    (folder / "card.json").write_text(json.dumps(card), encoding="utf-8")
     return folder
 
 
@@ -73,7 +73,7 @@ class TestModels:
     def test_shipped_models_and_default_follow_the_env(self, tmp_path, monkeypatch):
         make_model_dir(tmp_path, "mr_a", "mr")
         make_model_dir(tmp_path, "ct_b", "ct")
-        (tmp_path / "index.json").write_text(json.dumps({"defaults": {"mr": "mr_a"}}))
+        (tmp_path / "index.json").write_text(json.dumps({"defaults": {"mr": "mr_a"}}), encoding="utf-8")
         monkeypatch.setenv(models.MODELS_ENV, str(tmp_path))
         assert [m.name for m in models.shipped_models()] == ["ct_b", "mr_a"]
         assert [m.title for m in models.shipped_models("mr")] == ["mr_a_card"]

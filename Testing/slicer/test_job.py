@@ -90,7 +90,7 @@ class TestCancelAndFailure:
         assert job.process.returncode < 0
         with pytest.raises(RunCancelled):
             job.finish()
-        grandchild = int(pidfile.read_text())
+        grandchild = int(pidfile.read_text(encoding="utf-8"))
         deadline = time.monotonic() + 5
         while time.monotonic() < deadline and _alive(grandchild):
             time.sleep(0.05)

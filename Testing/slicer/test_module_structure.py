@@ -15,7 +15,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 MODULE = ROOT / "MedDenoise"
-SOURCE = (MODULE / "MedDenoise.py").read_text()
+SOURCE = (MODULE / "MedDenoise.py").read_text(encoding="utf-8")
 TREE = ast.parse(SOURCE)
 UI = ET.parse(MODULE / "Resources" / "UI" / "MedDenoise.ui").getroot()
 CLASSES = {node.name: node for node in TREE.body if isinstance(node, ast.ClassDef)}
@@ -138,7 +138,7 @@ def cmake_list(text: str, variable: str) -> list:
 
 
 class TestCMake:
-    text = (MODULE / "CMakeLists.txt").read_text()
+    text = (MODULE / "CMakeLists.txt").read_text(encoding="utf-8")
 
     def test_lists_every_shipped_python_file(self):
         scripts = set(cmake_list(self.text, "MODULE_PYTHON_SCRIPTS"))
@@ -159,12 +159,12 @@ class TestCMake:
         assert all((MODULE / r).is_file() for r in resources)
         assert "WITH_GENERIC_TESTS" in self.text and "slicer_add_python_unittest(SCRIPT ${MODULE_NAME}.py)" in self.text
         assert "add_subdirectory(Testing)" in self.text and "Resources/Models" in self.text
-        testing = (MODULE / "Testing" / "Python" / "CMakeLists.txt").read_text()
+        testing = (MODULE / "Testing" / "Python" / "CMakeLists.txt").read_text(encoding="utf-8")
         for script in re.findall(r"SCRIPT\s+(\S+)\)", testing):
             assert (MODULE / "Testing" / "Python" / script).is_file()
 
     def test_extension_cmake(self):
-        text = (ROOT / "CMakeLists.txt").read_text()
+        text = (ROOT / "CMakeLists.txt").read_text(encoding="utf-8")
         assert "project(MedDenoise)" in text and "add_subdirectory(MedDenoise)" in text
         for key in ("HOMEPAGE", "CATEGORY", "CONTRIBUTORS", "DESCRIPTION", "ICONURL", "SCREENSHOTURLS"):
             assert re.search(rf"set\(EXTENSION_{key} \S", text), key
@@ -175,7 +175,7 @@ class TestCMake:
 
 class TestCatalog:
     def test_catalog_entry(self):
-        entry = json.loads((ROOT / "MedDenoise.json").read_text())
+        entry = json.loads((ROOT / "MedDenoise.json").read_text(encoding="utf-8"))
         assert {"$schema", "category", "scm_url"} <= set(entry)
         assert set(entry) <= {"$schema", "category", "scm_url", "scm_revision", "scm_type", "build_dependencies",
                               "build_subdirectory", "enabled", "dicom_support_rule", "tier"}
@@ -183,7 +183,7 @@ class TestCatalog:
         assert entry["$schema"].endswith("slicer-extension-catalog-entry-schema-v1.0.1.json#")
 
     def test_s4ext_matches(self):
-        pairs = dict(line.split(" ", 1) for line in (ROOT / "MedDenoise.s4ext").read_text().splitlines()
+        pairs = dict(line.split(" ", 1) for line in (ROOT / "MedDenoise.s4ext").read_text(encoding="utf-8").splitlines()
                      if line and not line.startswith("#"))
         assert pairs["depends"] == "PyTorch" and pairs["category"] == "Filtering" and pairs["scm"] == "git"
 
@@ -210,7 +210,7 @@ class TestImports:
 
     def test_worker_never_imports_slicer_and_shows_the_cli(self):
         worker = MODULE / "Scripts" / "meddenoise_worker.py"
-        tree = ast.parse(worker.read_text())
+        tree = ast.parse(worker.read_text(encoding="utf-8"))
         modules = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
         modules |= {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
         assert not any(m.split(".")[0] in ("slicer", "qt", "vtk") for m in modules)
@@ -221,4 +221,4 @@ class TestImports:
 
     def test_module_files_stay_small(self):
         for path in list(MODULE.rglob("*.py")):
-            assert len(path.read_text().splitlines()) <= 430, path
+            assert len(path.read_text(encoding="utf-8").splitlines()) <= 430, path

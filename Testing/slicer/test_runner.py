@@ -56,7 +56,7 @@ class TestWorkerProcess:
         deadline = time.monotonic() + 10
         while "started" not in process.lines and time.monotonic() < deadline:
             process.poll_lines(timeout=0.05)
-        grandchild = int(pidfile.read_text())
+        grandchild = int(pidfile.read_text(encoding="utf-8"))
         process.cancel()
         assert process.cancelled and process.returncode < 0
         deadline = time.monotonic() + 5

@@ -17,17 +17,17 @@ def test_train_resume_and_export(tmp_path, patients, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert main(["train", "--config", "c.yaml", "--steps", "2", "--progress", "none"]) == 0
     first = tmp_path / "runs" / "cli_tiny" / "checkpoint"  # default run directory: runs/<name>
-    assert json.loads((first / "state.json").read_text())["step"] == 2
+    assert json.loads((first / "state.json").read_text(encoding="utf-8"))["step"] == 2
     assert main(["train", "--config", "c.yaml", "--run-dir", "other", "--resume", str(first), "--export", "model",
                  "--progress", "json"]) == 0
-    state = json.loads((tmp_path / "other" / "checkpoint" / "state.json").read_text())
+    state = json.loads((tmp_path / "other" / "checkpoint" / "state.json").read_text(encoding="utf-8"))
     assert state["step"] == 3 and [h["step"] for h in state["history"]] == [1, 2, 3]
-    assert json.loads((tmp_path / "model" / "card.json").read_text())["training"]["steps"] == 3
+    assert json.loads((tmp_path / "model" / "card.json").read_text(encoding="utf-8"))["training"]["steps"] == 3
 
 
 def test_bad_config_exits_with_a_message(tmp_path, caplog):
     (tmp_path / "bad.yaml").write_text("name: t\nmodel: {name: dncnn}\ndata: {train: [a.nii.gz]}\n"
-                                       "noise: {modality: mr, level_range: [1, 2]}\noptim: {lr: -1}\n")
+                                       "noise: {modality: mr, level_range: [1, 2]}\noptim: {lr: -1}\n", encoding="utf-8")
     assert main(["train", "--config", str(tmp_path / "bad.yaml"), "--run-dir", str(tmp_path / "run")]) == EXIT_ERROR
     assert "optim.lr Input should be greater than 0; got -1" in caplog.text
 

@@ -77,7 +77,7 @@ class TestRules:
     def test_load_config_names_file_field_rule_value(self, tmp_path):
         path = tmp_path / "bad.yaml"
         path.write_text("name: t\nmodel: {name: dncnn}\ndata: {train: [a.nii.gz], batch_size: 0}\n"
-                        "noise: {modality: mr, level_range: [1, 2]}\n")
+                        "noise: {modality: mr, level_range: [1, 2]}\n", encoding="utf-8")
         with pytest.raises(ConfigError, match=r"bad.yaml: data.batch_size Input should be greater than or equal to 1; "
                                               r"got 0\. Fix this entry"):
             load_config(path)

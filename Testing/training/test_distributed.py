@@ -66,7 +66,7 @@ def ddp_config(tmp_path, patients):
 @pytest.mark.skipif(not torch.distributed.is_gloo_available(), reason="torch built without gloo")
 class TestDistributed:
     def test_ranks_agree_only_rank0_writes_and_cli_works(self, tmp_path, ddp_config):
-        (tmp_path / "worker.py").write_text(WORKER)
+        (tmp_path / "worker.py").write_text(WORKER, encoding="utf-8")
         _torchrun([str(tmp_path / "worker.py"), str(ddp_config), str(tmp_path)], cwd=tmp_path)
         for step in (1, 2):
             w0 = load_file(str(tmp_path / f"rank0_step{step}.safetensors"))
@@ -76,11 +76,11 @@ class TestDistributed:
         assert not all(torch.equal(first[k], second[k]) for k in first)  # they did train
         assert not (tmp_path / "run_rank1").exists()
         ckpt = tmp_path / "run_rank0" / "checkpoint"
-        state = json.loads((ckpt / "state.json").read_text())
+        state = json.loads((ckpt / "state.json").read_text(encoding="utf-8"))
         assert state["world_size"] == 2 and state["step"] == 2 and len(state["validation"]) == 2
         generators = load_file(str(ckpt / "optimizer.safetensors"))
         assert not torch.equal(generators["generator_state"], generators["generator_state.rank1"])  # own patches
 
-        card = json.loads((tmp_path / "cli_model" / "card.json").read_text())
+        card = json.loads((tmp_path / "cli_model" / "card.json").read_text(encoding="utf-8"))
         assert card["training"]["world_size"] == 2 and card["training"]["steps"] == 2
         assert (tmp_path / "cli_run" / "train_log.csv").is_file() and (tmp_path / "cli_run" / "config.yaml").is_file()

@@ -45,13 +45,13 @@ class TestNoise2Void:
     def test_n2v_on_noisy_only_data_beats_the_noisy_input(self, tmp_path, noisy_scan):
         scan, validation = noisy_scan
         ckpt = train(ssl_config([scan], [validation], 60, model={**TINY, "kernel_depth": 3}), tmp_path / "run")
-        scores = json.loads((ckpt / "state.json").read_text())["validation"][-1]
+        scores = json.loads((ckpt / "state.json").read_text(encoding="utf-8"))["validation"][-1]
         assert scores["psnr"] > scores["noisy_psnr"] + 1.0 and scores["ssim"] > scores["noisy_ssim"]
 
     def test_noise2self_trains(self, tmp_path, noisy_scan):
         scan, validation = noisy_scan
         ckpt = train(ssl_config([scan], [validation], 6, algorithm="n2s", checkpoint_every=3), tmp_path / "run")
-        history = json.loads((ckpt / "state.json").read_text())["history"]
+        history = json.loads((ckpt / "state.json").read_text(encoding="utf-8"))["history"]
         assert [h["step"] for h in history] == [3, 6] and all(np.isfinite(h["loss"]) for h in history)
 
     def test_patches_must_fit_noisy_scans(self, tmp_path, noisy_scan):
@@ -72,7 +72,7 @@ class TestTwoStage:
             "logs": {"tensorboard": False, "plot": False}})
         stage2 = ssl_config([scan], [], 3, checkpoint_every=3, model={"name": "dncnn"})  # model comes from stage 1
         ckpt = train_two_stage(stage1, stage2, tmp_path / "run")
-        state = json.loads((ckpt / "state.json").read_text())
+        state = json.loads((ckpt / "state.json").read_text(encoding="utf-8"))
         assert state["step"] == 3 and state["config"]["init"] == str(tmp_path / "run" / "stage1" / "model")
         assert state["config"]["model"] == TINY and state["config"]["algorithm"] == "n2v"
 

@@ -42,8 +42,8 @@ class TestSupervised:
               should_stop=lambda: len(steps_done) >= 2)  # interrupted after step 2 (same schedule)
         assert steps_done == [1, 2]
         resumed = train(config_for(mr_file, 5), tmp_path / "b")
-        a = json.loads((straight / "state.json").read_text())["history"]
-        b = json.loads((resumed / "state.json").read_text())["history"]
+        a = json.loads((straight / "state.json").read_text(encoding="utf-8"))["history"]
+        b = json.loads((resumed / "state.json").read_text(encoding="utf-8"))["history"]
         assert [h["step"] for h in a] == [1, 2, 3, 4, 5] == [h["step"] for h in b]
         assert [h["loss"] for h in a] == [h["loss"] for h in b]
         wa, wb = load_file(str(straight / "model.safetensors")), load_file(str(resumed / "model.safetensors"))
@@ -84,15 +84,15 @@ class TestSupervisedValidation:
         train_files, validation_files = patients
         manifest = {"files": [{"path": "train0.nii.gz", "source_package": "phantom-pkg", "source_version": "1.0",
                                "registry": "PyPI", "licence": "MIT", "modality": "MR", "sha256": "0" * 64}]}
-        (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+        (tmp_path / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
         config = dncnn_config(train_files, validation_files, 60)
         train(config, tmp_path / "run")
-        state = json.loads((tmp_path / "run" / "checkpoint" / "state.json").read_text())
+        state = json.loads((tmp_path / "run" / "checkpoint" / "state.json").read_text(encoding="utf-8"))
         last = state["validation"][-1]
         assert [v["step"] for v in state["validation"]] == [20, 40, 60]
         assert last["psnr"] > last["noisy_psnr"] + 1.0 and last["ssim"] > last["noisy_ssim"]
         assert state["best"]["ssim"] == max(v["ssim"] for v in state["validation"])
-        rows = (tmp_path / "run" / "train_log.csv").read_text().splitlines()
+        rows = (tmp_path / "run" / "train_log.csv").read_text(encoding="utf-8").splitlines()
         assert rows[0].startswith("step,loss,lr,seconds") and "val_psnr" in rows[0] and len(rows) == 7
         assert (tmp_path / "run" / "curves.png").stat().st_size > 1000
 
@@ -111,10 +111,10 @@ class TestSupervisedValidation:
                               validation={"every": 5, "patches": 1, "patch_size": (3, 16, 16), "patience": 1,
                                           "min_delta": 1.0})
         ckpt = train(config, tmp_path / "run")
-        state = json.loads((ckpt / "state.json").read_text())
+        state = json.loads((ckpt / "state.json").read_text(encoding="utf-8"))
         assert state["stopped_early"] and state["step"] == 10 and state["best"]["step"] == 5
         assert train(config, tmp_path / "run") == ckpt  # a stopped run stays stopped
-        assert json.loads((ckpt / "state.json").read_text())["step"] == 10
+        assert json.loads((ckpt / "state.json").read_text(encoding="utf-8"))["step"] == 10
 
     def test_resume_is_exact_with_ema_validation_and_dual_loss(self, tmp_path, patients):
         train_files, validation_files = patients
@@ -127,7 +127,7 @@ class TestSupervisedValidation:
         done = []
         train(config, tmp_path / "b", progress=lambda s, t, l: done.append(s), should_stop=lambda: len(done) >= 3)
         resumed = train(config, tmp_path / "b")
-        a, b = (json.loads((d / "state.json").read_text()) for d in (straight, resumed))
+        a, b = (json.loads((d / "state.json").read_text(encoding="utf-8")) for d in (straight, resumed))
         assert [h["loss"] for h in a["history"]] == [h["loss"] for h in b["history"]]
         assert a["validation"] == b["validation"]
         for name in ("model.safetensors", "ema.safetensors"):
@@ -142,6 +142,6 @@ def test_cuda_amp_and_ema(tmp_path, patients):
                           optim={"steps": 4, "warmup_steps": 1, "lr": 1e-3, "amp": True, "ema_decay": 0.9},
                           validation={"every": 2, "patches": 1, "patch_size": (3, 16, 16)})
     ckpt = train(config, tmp_path / "run")
-    state = json.loads((ckpt / "state.json").read_text())
+    state = json.loads((ckpt / "state.json").read_text(encoding="utf-8"))
     assert state["device"].startswith("cuda") and all(np.isfinite(h["loss"]) for h in state["history"])
     assert load_model(export(config, tmp_path / "run", tmp_path / "model")).card["training"]["device"].startswith("cuda")

@@ -47,10 +47,10 @@ def run_reproductions(protocol: str, *, data_root: Path, out_dir: Path, epochs: 
         else:
             results[name] = run_dualnet(data_root, out_dir, crop=crop or CROP_ZYX, **extra)
         results[name]["command"] = _command(name, data_root, out_dir, epochs, images_per_volume, seed, crop)
-        (out_dir / f"{name}.json").write_text(json.dumps(json_ready(results[name]), indent=1))
+        (out_dir / f"{name}.json").write_text(json.dumps(json_ready(results[name]), indent=1), encoding="utf-8")
         logger.info("%s done: %s", name, out_dir / f"{name}.json")
     if doc is not None:
-        found = {n: json.loads((out_dir / f"{n}.json").read_text()) for n in PROTOCOL_NAMES
+        found = {n: json.loads((out_dir / f"{n}.json").read_text(encoding="utf-8")) for n in PROTOCOL_NAMES
                  if (out_dir / f"{n}.json").is_file()}
         render_document(found, doc, commands=[r.get("command", "?") for r in found.values()])
         logger.info("wrote %s from %s", doc, sorted(found))

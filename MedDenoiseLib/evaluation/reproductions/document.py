@@ -144,5 +144,5 @@ def render_document(results: dict[str, dict], path: Path, *, commands: list[str]
               "`make test-slow`, which checks the result but writes to a temporary folder.)", ""]
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("\n".join(lines))
+    path.write_text("\n".join(lines), encoding="utf-8")
     return path
