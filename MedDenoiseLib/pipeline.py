@@ -16,6 +16,7 @@ from torch import nn
 from . import __version__
 from .errors import ConfigError, InputError, rule_message
 from .inference.backoff import RunSettings, run_with_backoff
+from .inference.blending import effective_roi
 from .inference.device import autocast_context, resolve_device
 from .inference.noise_level import residual_noise_sigma
 from .inference.predictor import build_predictor
@@ -59,6 +60,12 @@ class InferenceOptions:
     def __post_init__(self) -> None:
         if len(self.roi_size) != 3 or any(int(r) != r for r in self.roi_size):
             _bad("roi_size", "must be 3 integers (D, H, W)", self.roi_size, "Use (32, 160, 160).")
+        for name in ("tta", "mc_dropout", "sw_batch_size", "seed"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or int(value) != value:
+                _bad(name, "must be an integer", value, "Pass a whole number.")
+            object.__setattr__(self, name, int(value))
+        object.__setattr__(self, "roi_size", tuple(int(r) for r in self.roi_size))
         if not 0.0 <= self.overlap < 1.0:
             _bad("overlap", "must be in [0, 1)", self.overlap, "Use 0.25, or 0.5 for half-patch overlap.")
         if not 0.0 < self.sigma_scale <= 1.0:
@@ -104,7 +111,9 @@ def denoise_volume(volume: Volume, model: LoadedModel | nn.Module, *, modality: 
     image = torch.from_numpy(np.ascontiguousarray(norm.forward(source)))[None, None]
     device = resolve_device(options.device)
     events: list[str] = []
-    settings = RunSettings(options.sw_batch_size, tuple(options.roi_size), device)
+    views_per_patch = options.tta * max(1, options.mc_dropout)
+    settings = RunSettings(min(options.sw_batch_size, views_per_patch),  # a batch holds the views of one patch
+                           effective_roi(tuple(source.shape), tuple(options.roi_size)), device)
 
     def run(s: RunSettings):
         predictor = build_predictor(network, image, s.device, mc_samples=options.mc_dropout, seed=options.seed)
@@ -116,22 +125,27 @@ def denoise_volume(volume: Volume, model: LoadedModel | nn.Module, *, modality: 
 
     (mean, var), used = run_with_backoff(run, settings, events)
     denoised = norm.inverse(mean[0, 0].numpy()).astype(np.float32)
-    std = (np.sqrt(var[0, 0].numpy()) * abs(norm.scale)).astype(np.float32)
+    std = (np.sqrt(var[0, 0].numpy()) * norm.scale).astype(np.float32)
     sigma = residual_noise_sigma(source, denoised)
     labels = uncertainty_labels(regional_std(std), sigma, options.thresholds)
     plan = plan_windows(tuple(source.shape), used.roi_size, options.overlap, options.tta * max(1, options.mc_dropout))
     report = _report(options, card, norm, used, plan.patches, events, sigma, started)
     logger.info("denoised %s on %s in %.1f s (%d patches x %d views)", source.shape, used.device,
                 report["seconds"], plan.patches, plan.samples_per_patch)
-    return DenoiseResult(_derived(volume, denoised, "denoised"), _derived(volume, std, "uncertainty std"),
-                         _derived(volume, labels, "uncertainty labels"), sigma, report)
+    return DenoiseResult(_derived(volume, denoised, "denoised"), _derived(volume, std, "uncertainty std", "float32"),
+                         _derived(volume, labels, "uncertainty labels", "uint8"), sigma, report)
 
 
-def _derived(volume: Volume, array: np.ndarray, what: str) -> Volume:
-    """An output on the input's grid; keeps Modality but never the source's UIDs (it is a new, derived image)."""
+def _derived(volume: Volume, array: np.ndarray, what: str, source_dtype: str | None = None) -> Volume:
+    """An output on the input's grid; keeps Modality but never the source's UIDs (it is a new, derived image).
+
+    ``source_dtype``: what ``write_volume(dtype="source")`` casts to — the input's type for the
+    denoised image (same units), float32 for the std map, uint8 for labels.
+    """
     metadata = {k: v for k, v in volume.metadata.items() if k == "Modality"}
     metadata["DerivedBy"] = f"MedDenoise {__version__}: {what}"
-    return Volume(array=array, geometry=volume.geometry, source_dtype=volume.source_dtype, metadata=metadata)
+    return Volume(array=array, geometry=volume.geometry, source_dtype=source_dtype or volume.source_dtype,
+                  metadata=metadata)
 
 
 def _check_finite(source: np.ndarray) -> None:
@@ -154,8 +168,8 @@ def _constant_result(volume, source, options, norm, card, started) -> DenoiseRes
     zeros = np.zeros_like(source, dtype=np.float32)
     report = _report(options, card, norm, None, 0, ["constant input: returned unchanged"], 0.0, started)
     return DenoiseResult(_derived(volume, source.copy(), "denoised (constant input, unchanged)"),
-                         _derived(volume, zeros, "uncertainty std"),
-                         _derived(volume, zeros.astype(np.uint8), "uncertainty labels"), 0.0, report)
+                         _derived(volume, zeros, "uncertainty std", "float32"),
+                         _derived(volume, zeros.astype(np.uint8), "uncertainty labels", "uint8"), 0.0, report)
 
 
 def _report(options, card, norm, used, patches, events, sigma, started) -> dict:

@@ -77,7 +77,7 @@ def regional_std(std: np.ndarray, sigma_voxels: float = REGION_SIGMA_VOXELS) -> 
     """RMS of a (z, y, x) std map over an in-plane Gaussian neighbourhood (never across slices)."""
     from scipy.ndimage import gaussian_filter
 
-    variance = np.asarray(std, dtype=np.float64) ** 2
+    variance = np.asarray(std, dtype=np.float32) ** 2
     return np.sqrt(gaussian_filter(variance, sigma=(0.0, sigma_voxels, sigma_voxels), mode="nearest")).astype(np.float32)
 
 

@@ -11,7 +11,7 @@ import torch
 
 from ..io import as_float, read_volume, write_volume
 from ..metrics import psnr, ssim
-from ..models.resolve import models_root, resolve_model
+from ..models.resolve import resolve_model
 from ..pipeline import InferenceOptions, denoise_volume
 from ..uncertainty_labels import write_color_table
 from .figure import save_comparison_figure
@@ -36,7 +36,8 @@ def add_parser(sub) -> None:
 
 
 def sample_path() -> Path:
-    return models_root().parent / "Samples" / SAMPLE
+    """The bundled sample, beside the package (independent of ``$MEDDENOISE_MODELS``)."""
+    return Path(__file__).resolve().parents[2] / "Resources" / "Samples" / SAMPLE
 
 
 def run(args) -> int:

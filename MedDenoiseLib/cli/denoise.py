@@ -6,7 +6,9 @@ import argparse
 import logging
 from pathlib import Path
 
+from ..errors import ConfigError, rule_message
 from ..io import read_volume, write_volume
+from ..io.sitk_io import WRITE_EXTENSIONS, file_extension
 from ..models.resolve import resolve_model
 from ..normalization import guess_modality
 from ..pipeline import DenoiseResult, denoise_volume
@@ -35,6 +37,7 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    check_output_paths([args.output, args.uncertainty, args.uncertainty_labels])
     volume = read_volume(args.input, channel=args.channel, rgb_to_gray=args.rgb_to_gray)
     modality = args.modality or _guess(volume)
     options = inference_options(args)
@@ -76,13 +79,19 @@ def write_outputs(result: DenoiseResult, output: Path, uncertainty: Path | None,
     return written
 
 
+def check_output_paths(paths: list[Path | None]) -> None:
+    """Refuse unwritable output paths before any work is done (not after a long run)."""
+    for path in (p for p in paths if p is not None):
+        if file_extension(path) not in WRITE_EXTENSIONS:
+            raise ConfigError(rule_message("output path", f"must end in one of {list(WRITE_EXTENSIONS)}", str(path),
+                                           "Use e.g. out.nrrd or out.nii.gz."))
+        if not path.parent.is_dir():
+            raise ConfigError(rule_message("output folder", "must exist", str(path.parent), "Create it first."))
+
+
 def _ctbl_path(labels: Path) -> Path:
-    name = labels.name
-    for ext in (".nii.gz", ".nii", ".nrrd", ".mha", ".mhd", ".nhdr"):
-        if name.endswith(ext):
-            name = name[: -len(ext)]
-            break
-    return labels.with_name(name + ".ctbl")
+    stem = labels.name[: len(labels.name) - len(file_extension(labels))]
+    return labels.with_name(stem + ".ctbl")
 
 
 def _summary(result: DenoiseResult, written: list[Path], as_json: bool) -> None:

@@ -34,3 +34,6 @@ def main(argv: list[str] | None = None) -> int:
     except MedDenoiseError as exc:
         logging.getLogger("meddenoise").error("%s", exc)
         return EXIT_ERROR
+    except OSError as exc:  # disk full, permission denied...: the message names the file
+        logging.getLogger("meddenoise").error("%s: %s", type(exc).__name__, exc)
+        return EXIT_ERROR

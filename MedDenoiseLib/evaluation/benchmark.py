@@ -44,6 +44,6 @@ def time_baselines(array: np.ndarray, methods: list[str], *, sigma: float | None
         rows.append({"method": spec.name, "library": spec.library, "size_xyz": list(reversed(np.shape(array))),
                      "device": "cpu", "seconds": round(seconds, 3),
                      "voxels_per_s": round(voxels / seconds) if seconds > 0 else None,
-                     "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)})
+                     "process_peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)})
         logger.info("baseline %s: %.3f s", spec.name, seconds)
     return rows

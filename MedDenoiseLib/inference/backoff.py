@@ -13,6 +13,7 @@ from .device import is_out_of_memory, release_cached_memory
 logger = logging.getLogger(__name__)
 
 MIN_INPLANE_ROI = 32
+MIN_DEPTH_ROI = 8
 
 
 @dataclass(frozen=True)
@@ -24,17 +25,29 @@ class RunSettings:
     device: torch.device
 
 
-def next_settings(settings: RunSettings) -> tuple[RunSettings, str] | None:
-    """The next, cheaper settings and a sentence saying what changed; None when nothing is left."""
+def next_settings(settings: RunSettings, original: RunSettings | None = None) -> tuple[RunSettings, str] | None:
+    """The next, cheaper settings and a sentence saying what changed; None when nothing is left.
+
+    Order: halve the patch batch, then the in-plane patch (to 32), then the patch depth
+    (to 8), then leave the GPU. On the CPU the ``original`` batch and patch come back (host
+    memory is larger; tiny patches would only make the CPU run slower), and shrinking
+    starts again from there if the CPU runs out of memory too. ``roi_size`` must hold
+    effective (positive) sizes.
+    """
     if settings.sw_batch_size > 1:
         smaller = max(1, settings.sw_batch_size // 2)
         return replace(settings, sw_batch_size=smaller), f"patch batch {settings.sw_batch_size} -> {smaller}"
     depth, height, width = settings.roi_size
     if max(height, width) > MIN_INPLANE_ROI:
-        roi = (depth, max(MIN_INPLANE_ROI, height // 2), max(MIN_INPLANE_ROI, width // 2))
+        roi = (depth, min(height, max(MIN_INPLANE_ROI, height // 2)), min(width, max(MIN_INPLANE_ROI, width // 2)))
+        return replace(settings, roi_size=roi), f"patch {settings.roi_size} -> {roi}"
+    if depth > MIN_DEPTH_ROI:
+        roi = (max(MIN_DEPTH_ROI, depth // 2), height, width)
         return replace(settings, roi_size=roi), f"patch {settings.roi_size} -> {roi}"
     if settings.device.type == "cuda":
-        return replace(settings, device=torch.device("cpu")), "device cuda -> cpu"
+        start = original if original is not None else settings
+        return replace(start, device=torch.device("cpu")), (
+            f"device cuda -> cpu (patch {start.roi_size}, batch {start.sw_batch_size})")
     return None
 
 
@@ -43,18 +56,20 @@ def run_with_backoff(run, settings: RunSettings, events: list[str]):
 
     ``events`` receives one human-readable line per back-off step (shown to users).
     """
+    original = settings
     while True:
         try:
             return run(settings), settings
         except Exception as exc:  # noqa: BLE001 - only out-of-memory is handled, the rest re-raised
             if not is_out_of_memory(exc):
                 raise
-            release_cached_memory(settings.device)
-            step = next_settings(settings)
-            if step is None:
-                raise DeviceError(rule_message("memory", "must hold one patch of the smallest size on the CPU",
-                                               settings.roi_size, "Close other programs or use a machine with more RAM.")) from exc
-            settings, message = step
-            line = f"out of memory: retrying with {message}"
-            logger.warning(line)
-            events.append(line)
+            failure = exc
+        release_cached_memory(settings.device)  # outside the except: the traceback no longer pins tensors
+        step = next_settings(settings, original)
+        if step is None:
+            raise DeviceError(rule_message("memory", "must hold one patch of the smallest size on the CPU",
+                                           settings.roi_size, "Close other programs or use a machine with more RAM.")) from failure
+        settings, message = step
+        line = f"out of memory: retrying with {message}"
+        logger.warning(line)
+        events.append(line)

@@ -29,7 +29,9 @@ def autocast_context(device: torch.device, enabled: bool):
     """bf16 (or fp16 where bf16 is unsupported) autocast on CUDA only; a no-op elsewhere."""
     if not enabled or device.type != "cuda":
         return contextlib.nullcontext()
-    dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    with torch.cuda.device(device):
+        native_bf16 = torch.cuda.is_bf16_supported(including_emulation=False)
+    dtype = torch.bfloat16 if native_bf16 else torch.float16
     return torch.autocast(device_type="cuda", dtype=dtype)
 
 

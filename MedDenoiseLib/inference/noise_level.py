@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 MAD_TO_STD = 1.4826  # std of a Gaussian = 1.4826 x its median absolute deviation
+MAX_SAMPLES = 4_000_000  # voxels used for the residual's median (every k-th voxel beyond that)
 
 
 def robust_std(values: np.ndarray) -> float:
@@ -21,7 +22,9 @@ def residual_noise_sigma(noisy: np.ndarray, denoised: np.ndarray) -> float:
     Voxels where nothing was removed (exactly equal, e.g. padded air) are left out so
     they do not pull the median to zero.
     """
-    residual = np.asarray(noisy, dtype=np.float64) - np.asarray(denoised, dtype=np.float64)
+    step = max(1, int(np.size(noisy)) // MAX_SAMPLES)  # a regular subsample keeps memory bounded on big volumes
+    residual = (np.asarray(noisy, dtype=np.float32).ravel()[::step]
+                - np.asarray(denoised, dtype=np.float32).ravel()[::step]).astype(np.float64)
     changed = residual[residual != 0]
     return robust_std(changed)
 

@@ -25,7 +25,9 @@ class PatchPredictor:
         self.noise_level = None
         if getattr(network, "conditions_on_noise_level", False):
             self.noise_level = torch.tensor([laplacian_noise_sigma(image[0, 0].numpy())], dtype=torch.float32)
-        self._was_training = network.training
+        self._modes = {module: module.training for module in network.modules()}
+        first = next(network.parameters(), None)
+        self._home = first.device if first is not None else torch.device("cpu")
         self._rng = None
 
     def __enter__(self) -> "PatchPredictor":
@@ -34,7 +36,8 @@ class PatchPredictor:
             for module in self.network.modules():
                 if isinstance(module, nn.modules.dropout._DropoutNd):
                     module.train()
-        devices = [self.device] if self.device.type == "cuda" else []
+        # torch.manual_seed seeds every CUDA device: fork them all so the caller's state comes back
+        devices = list(range(torch.cuda.device_count())) if torch.cuda.is_initialized() else []
         self._rng = torch.random.fork_rng(devices=devices)
         self._rng.__enter__()
         torch.manual_seed(self.seed)
@@ -42,7 +45,9 @@ class PatchPredictor:
 
     def __exit__(self, *exc) -> None:
         self._rng.__exit__(*exc)
-        self.network.train(self._was_training)
+        for module, training in self._modes.items():
+            module.training = training
+        self.network.to(self._home)
 
     def __call__(self, batch: torch.Tensor) -> torch.Tensor:
         if self.noise_level is not None:

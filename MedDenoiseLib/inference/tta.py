@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import itertools
-
 import torch
 
 from ..errors import ConfigError, rule_message
 
 SPATIAL_DIMS = (2, 3, 4)
 ALLOWED_TTA = (1, 2, 4, 8)
+# Every subset of (D, H, W), ordered so that the first 2 / 4 use the cheapest in-plane flips.
+FLIP_ORDER = ((), (4,), (3,), (3, 4), (2,), (2, 4), (2, 3), (2, 3, 4))
 
 
 def flip_set(tta: int) -> list[tuple[int, ...]]:
@@ -17,10 +17,7 @@ def flip_set(tta: int) -> list[tuple[int, ...]]:
     if tta not in ALLOWED_TTA:
         raise ConfigError(rule_message("tta", f"must be one of {list(ALLOWED_TTA)}", tta,
                                        "Use 8 for best quality or 1 for speed."))
-    every = [c for n in range(4) for c in itertools.combinations(SPATIAL_DIMS, n)]
-    ordered = [(), (4,), (3,), (3, 4), (2,), (2, 4), (2, 3), (2, 3, 4)]
-    assert sorted(every) == sorted(ordered)
-    return ordered[:tta]
+    return list(FLIP_ORDER[:tta])
 
 
 def apply_flip(x: torch.Tensor, dims: tuple[int, ...]) -> torch.Tensor:

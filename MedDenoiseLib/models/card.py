@@ -77,10 +77,18 @@ def load_model(path: str | Path, *, device: str | torch.device = "cpu") -> Loade
     """Rebuild the network from its card and load weights after checking their sha256."""
     card, directory = read_card(path)
     weights_path = verified_weights(card, directory)
-    arch = dict(card["architecture"])
+    arch = card.get("architecture")
+    if not isinstance(arch, dict) or "name" not in arch:
+        raise WeightsError(rule_message("card architecture", "must be an object with the architecture's name", arch,
+                                        "Re-export the model with save_model (it writes the architecture config)."))
+    arch = dict(arch)
     network = build_model(arch.pop("name"), **arch)
     state = load_file(str(weights_path), device="cpu")
-    missing, unexpected = network.load_state_dict(state, strict=False)
+    try:
+        missing, unexpected = network.load_state_dict(state, strict=False)
+    except RuntimeError as exc:  # shape mismatch
+        raise WeightsError(rule_message("weights", "must match the card's architecture", str(exc).splitlines()[0],
+                                        "Export the weights again with save_model.")) from exc
     if missing or unexpected:
         raise WeightsError(rule_message("weights", "must match the card's architecture", {"missing": missing[:5], "unexpected": unexpected[:5]},
                                         "Export the weights again with save_model."))

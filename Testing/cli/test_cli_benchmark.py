@@ -21,7 +21,7 @@ def test_benchmark_json(tmp_path, monkeypatch, capsys):
     assert [(c["size_xyz"], c["tta"]) for c in cases] == [([24, 20, 6], 1), ([24, 20, 6], 2), ([40, 32, 9], 1),
                                                           ([40, 32, 9], 2)]
     for case in cases:
-        assert case["device"] == "cpu" and case["seconds"] > 0 and case["peak_rss_mib"] > 0
+        assert case["device"] == "cpu" and case["seconds"] > 0 and case["process_peak_rss_mib"] > 0
         voxels = case["size_xyz"][0] * case["size_xyz"][1] * case["size_xyz"][2]
         # seconds are rounded to 1 ms in the JSON: voxels/s must lie within that rounding
         assert voxels / (case["seconds"] + 5e-4) - 1 <= case["voxels_per_s"] <= voxels / (case["seconds"] - 5e-4) + 1

@@ -58,6 +58,17 @@ def test_unknown_extension_is_a_clear_error(tmp_path, models_dir, caplog):
     assert "extension" in caplog.text and not (tmp_path / "o.nrrd").exists()
 
 
+def test_bad_output_path_is_refused_before_any_work(tmp_path, models_dir, ct_file, caplog, monkeypatch):
+    def must_not_run(*args, **kwargs):
+        raise AssertionError("inference started although the output path is unusable")
+
+    monkeypatch.setattr("MedDenoiseLib.cli.denoise.denoise_volume", must_not_run)
+    assert main(["denoise", str(ct_file), str(tmp_path / "out.png"), "--modality", "ct"]) == EXIT_ERROR
+    assert "output path must end in one of" in caplog.text
+    assert main(["denoise", str(ct_file), str(tmp_path / "nowhere" / "o.nrrd"), "--modality", "ct"]) == EXIT_ERROR
+    assert "output folder must exist" in caplog.text
+
+
 def test_missing_default_model_is_a_clear_error(tmp_path, models_dir, ct_file, caplog):
     assert main(["denoise", str(ct_file), str(tmp_path / "o.nrrd"), "--modality", "us"]) == EXIT_ERROR
     assert "needs a shipped default model" in caplog.text and not (tmp_path / "o.nrrd").exists()

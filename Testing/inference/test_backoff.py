@@ -9,14 +9,27 @@ from MedDenoiseLib.inference.device import is_out_of_memory
 
 
 class TestBackoff:
-    def test_sequence_ends_on_cpu(self):
-        settings = RunSettings(2, (32, 64, 64), torch.device("cuda"))
+    def test_sequence_ends_on_cpu_with_the_original_patch(self):
+        original = settings = RunSettings(2, (32, 64, 64), torch.device("cuda"))
         steps = []
-        while (step := next_settings(settings)) is not None:
+        while settings.device.type == "cuda" and (step := next_settings(settings, original)) is not None:
             settings, message = step
             steps.append(message)
-        assert steps == ["patch batch 2 -> 1", "patch (32, 64, 64) -> (32, 32, 32)", "device cuda -> cpu"]
-        assert settings.device.type == "cpu"
+        assert steps == ["patch batch 2 -> 1", "patch (32, 64, 64) -> (32, 32, 32)", "patch (32, 32, 32) -> (16, 32, 32)",
+                         "patch (16, 32, 32) -> (8, 32, 32)", "device cuda -> cpu (patch (32, 64, 64), batch 2)"]
+        assert settings == RunSettings(2, (32, 64, 64), torch.device("cpu"))
+
+    def test_cuda_oom_reaches_the_cpu(self):
+        """A run that only ever fails on CUDA ends on the CPU with the original settings, and says so."""
+        def run(settings):
+            if settings.device.type == "cuda":
+                raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 1.00 GiB")
+            return "done on cpu"
+
+        events = []
+        result, used = run_with_backoff(run, RunSettings(1, (8, 32, 32), torch.device("cuda")), events)
+        assert result == "done on cpu" and used == RunSettings(1, (8, 32, 32), torch.device("cpu"))
+        assert events == ["out of memory: retrying with device cuda -> cpu (patch (8, 32, 32), batch 1)"]
 
     def test_gives_up_with_clear_error(self):
         def always_oom(settings):

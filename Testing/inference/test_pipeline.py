@@ -93,14 +93,16 @@ class TestMCDropout:
             denoise_volume(mr_volume(), small_model(), modality="mr", options=InferenceOptions(mc_dropout=4, **FAST))
 
     def test_spread_is_reproducible_by_seed(self):
-        model = small_model(dropout=0.3)
+        model = small_model(dropout=0.3).train()  # the caller's mode must come back after the run
+        rng_before = torch.get_rng_state()
         run = lambda seed: denoise_volume(mr_volume(), model, modality="mr",  # noqa: E731
                                           options=InferenceOptions(mc_dropout=3, seed=seed, **FAST))
         a, b, c = run(1), run(1), run(2)
         assert a.uncertainty.array.max() > 0
         np.testing.assert_array_equal(a.uncertainty.array, b.uncertainty.array)
         assert not np.array_equal(a.uncertainty.array, c.uncertainty.array)
-        assert not model.training  # mode restored
+        assert model.training and all(m.training for m in model.modules())  # mode restored
+        assert torch.equal(torch.get_rng_state(), rng_before)  # MC masks drawn in a forked RNG
 
 
 class TestCancelAndBackoff:
@@ -134,7 +136,7 @@ class TestCancelAndBackoff:
         assert result.report["backoff"] == [
             "out of memory: retrying with patch batch 4 -> 2",
             "out of memory: retrying with patch batch 2 -> 1",
-            "out of memory: retrying with patch (4, 64, 64) -> (4, 32, 32)",
+            "out of memory: retrying with patch (4, 40, 64) -> (4, 32, 32)",  # effective patch: image is 40 high
         ]
         assert result.report["roi_size"] == [4, 32, 32] and result.report["sw_batch_size"] == 1
         reference = denoise_volume(volume, small_model(), modality="mr", options=InferenceOptions(

@@ -1,5 +1,7 @@
 """Sliding window + Gaussian blending + TTA: identity, constants, seams, flips, cancel, progress."""
 
+import itertools
+
 import pytest
 import torch
 from torch import nn
@@ -82,7 +84,9 @@ class TestSlidingWindow:
 class TestTTA:
     def test_flip_sets(self):
         assert flip_set(1) == [()]
-        assert len(set(flip_set(8))) == 8
+        every_subset = [c for n in range(4) for c in itertools.combinations((2, 3, 4), n)]
+        assert sorted(flip_set(8)) == sorted(every_subset)
+        assert flip_set(2) == [(), (4,)]
         with pytest.raises(ConfigError, match=r"tta must be one of \[1, 2, 4, 8\]; got 3"):
             flip_set(3)
 

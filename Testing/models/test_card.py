@@ -6,14 +6,13 @@ import pytest
 import torch
 
 from MedDenoiseLib.errors import WeightsError
-from MedDenoiseLib.models import build_model
+from MedDenoiseLib.testing import tiny_model
 from MedDenoiseLib.models.card import load_model, save_model
 from MedDenoiseLib.models.resolve import MODELS_ENV, resolve_model
 
 
 def tiny():
-    torch.manual_seed(3)
-    return build_model("slab25d", features=8, depth=3)
+    return tiny_model(seed=3)  # non-zero last layer: an unloaded network would answer differently
 
 
 class TestCard:
@@ -27,6 +26,8 @@ class TestCard:
         assert len(card["sha256"]) == 64 and card["parameters"] == sum(p.numel() for p in model.parameters())
         x = torch.rand(1, 1, 3, 16, 16)
         torch.testing.assert_close(loaded.network(x), model(x))
+        assert not torch.equal(model(x), x)  # the comparison above can fail
+        torch.testing.assert_close(loaded.network.state_dict(), model.state_dict())
         assert loaded.name == "tiny" and not loaded.network.training
 
     def test_tampered_weights_are_refused(self, tmp_path):
@@ -36,6 +37,18 @@ class TestCard:
         data[-1] ^= 0xFF
         weights.write_bytes(bytes(data))
         with pytest.raises(WeightsError, match="sha256 of .* must equal the card's"):
+            load_model(directory)
+
+    def test_card_that_does_not_match_its_weights(self, tmp_path):
+        directory = save_model(tiny(), tmp_path / "m", {"name": "tiny"})
+        card = json.loads((directory / "card.json").read_text(encoding="utf-8"))
+        card["architecture"]["features"] = 16
+        (directory / "card.json").write_text(json.dumps(card), encoding="utf-8")
+        with pytest.raises(WeightsError, match="weights must match the card's architecture"):
+            load_model(directory)
+        del card["architecture"]
+        (directory / "card.json").write_text(json.dumps(card), encoding="utf-8")
+        with pytest.raises(WeightsError, match="card architecture must be an object"):
             load_model(directory)
 
     def test_missing_card(self, tmp_path):
