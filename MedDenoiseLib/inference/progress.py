@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Callable
 
 
@@ -44,7 +44,7 @@ class ProgressClock:
         if self.callback is None:
             return
         elapsed = time.perf_counter() - self.started
-        done = ((patch - 1) + tta / max(self.tta_total, 1)) / max(self.patches, 1)
-        eta = elapsed * (1 - done) / done if done > 0 else None
-        self.callback(ProgressEvent(self.stage, patch, self.patches, tta, self.tta_total, round(elapsed, 3),
-                                    None if eta is None else round(eta, 3)))
+        event = ProgressEvent(self.stage, patch, self.patches, tta, self.tta_total, round(elapsed, 3), None)
+        done = event.fraction
+        eta = round(elapsed * (1 - done) / done, 3) if done > 0 else None
+        self.callback(replace(event, eta_s=eta))
