@@ -111,9 +111,7 @@ def denoise_volume(volume: Volume, model: LoadedModel | nn.Module, *, modality: 
     image = torch.from_numpy(np.ascontiguousarray(norm.forward(source)))[None, None]
     device = resolve_device(options.device)
     events: list[str] = []
-    views_per_patch = options.tta * max(1, options.mc_dropout)
-    settings = RunSettings(min(options.sw_batch_size, views_per_patch),  # a batch holds the views of one patch
-                           effective_roi(tuple(source.shape), tuple(options.roi_size)), device)
+    settings = RunSettings(options.sw_batch_size, effective_roi(tuple(source.shape), tuple(options.roi_size)), device)
 
     def run(s: RunSettings):
         predictor = build_predictor(network, image, s.device, mc_samples=options.mc_dropout, seed=options.seed)

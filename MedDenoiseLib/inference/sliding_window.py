@@ -88,15 +88,19 @@ def sliding_window_moments(
     weight_sum = torch.zeros_like(mean_sum)
     windows = patch_grid(tuple(padded.shape[2:]), plan.roi_size, overlap)
     clock = ProgressClock("denoise", len(windows), plan.samples_per_patch, progress)
-    for index, window in enumerate(windows, start=1):
-        patch = padded[(slice(None), slice(None), *window)].to(sw_device)
-        outputs = _predict_samples(patch, predictor, flips, mc_samples, sw_batch_size,
-                                   lambda done: _tick(clock, index, done, should_stop))
-        mean = outputs.mean(dim=0)[0].float().cpu()
-        var = outputs.var(dim=0, unbiased=False)[0].float().cpu() if outputs.shape[0] > 1 else torch.zeros_like(mean)
-        mean_sum[window] += weights * mean
-        var_sum[window] += weights * var
-        weight_sum[window] += weights
+    views = [dims for dims in flips for _ in range(mc_samples)]
+    group = max(1, sw_batch_size // len(views))  # whole patches per forward pass when the batch allows
+    for first in range(0, len(windows), group):
+        chunk = windows[first:first + group]
+        patches = [padded[(slice(None), slice(None), *window)].to(sw_device) for window in chunk]
+        outputs = _predict_views(patches, views, predictor, sw_batch_size,
+                                 lambda patch, done: _tick(clock, first + patch, done, should_stop))
+        for window, stack in zip(chunk, outputs):
+            mean = stack.mean(dim=0)[0].float().cpu()
+            var = stack.var(dim=0, unbiased=False)[0].float().cpu() if stack.shape[0] > 1 else torch.zeros_like(mean)
+            mean_sum[window] += weights * mean
+            var_sum[window] += weights * var
+            weight_sum[window] += weights
     crop = tuple(slice(m, m + s) for m, s in zip(plan.margin, spatial))
     mean_out = (mean_sum / weight_sum)[crop]
     var_out = (var_sum / weight_sum)[crop]
@@ -109,16 +113,23 @@ def _tick(clock: ProgressClock, patch: int, done: int, should_stop: StopCallback
     clock.report(patch, done)
 
 
-def _predict_samples(patch, predictor, flips, mc_samples, batch_size, on_done) -> torch.Tensor:
-    """Run every (flip, sample) view of one patch in batches; return (S, 1, d, h, w) un-flipped outputs."""
-    views = [dims for dims in flips for _ in range(mc_samples)]
-    outputs: list[torch.Tensor] = []
-    on_done(0)
-    for start in range(0, len(views), batch_size):
-        chunk = views[start:start + batch_size]
-        batch = torch.cat([apply_flip(patch, dims) for dims in chunk], dim=0)
+def _predict_views(patches, views, predictor, batch_size, on_done) -> list[torch.Tensor]:
+    """Every (patch, view) pair through the predictor in batches of ``batch_size``.
+
+    A batch may span several patches (small TTA) or a part of one patch's views (large
+    TTA). Returns, per patch, the (S, 1, d, h, w) un-flipped outputs; ``on_done(patch, k)``
+    is called with 1-based patch numbers within ``patches`` as views finish.
+    """
+    pairs = [(p, dims) for p in range(len(patches)) for dims in views]
+    outputs: list[list[torch.Tensor]] = [[] for _ in patches]
+    on_done(1, 0)
+    for start in range(0, len(pairs), batch_size):
+        chunk = pairs[start:start + batch_size]
+        batch = torch.cat([apply_flip(patches[p], dims) for p, dims in chunk], dim=0)
         with torch.no_grad():
             predicted = predictor(batch)
-        outputs += [undo_flip(predicted[i:i + 1], dims) for i, dims in enumerate(chunk)]
-        on_done(len(outputs))
-    return torch.cat(outputs, dim=0)[:, 0:1]
+        for i, (p, dims) in enumerate(chunk):
+            outputs[p].append(undo_flip(predicted[i:i + 1], dims))
+        last = chunk[-1][0]
+        on_done(last + 1, len(outputs[last]))
+    return [torch.cat(stack, dim=0)[:, 0:1] for stack in outputs]

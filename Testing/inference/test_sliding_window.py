@@ -140,7 +140,7 @@ class TestProgressAndCancel:
         image = torch.rand(1, 1, 4, 16, 16)
         run(image, lambda x: x, roi=(4, 8, 8), tta=4, batch=2, progress=events.append)
         patches = events[-1].patches
-        assert patches == len(patch_grid((4, 20, 20), (4, 8, 8), 0.25))
+        assert patches == len(patch_grid((4, 18, 18), (4, 8, 8), 0.25))  # 16 + 2 x margin (8 // 8)
         assert events[-1].patch == patches and events[-1].tta == 4 and events[-1].fraction == pytest.approx(1.0)
         assert events[-1].eta_s == pytest.approx(0.0, abs=1e-6)
         assert all(e.tta_total == 4 for e in events)
@@ -152,7 +152,7 @@ class TestProgressAndCancel:
             calls.append(1)
             return x
 
-        with pytest.raises(CancelledError, match="cancelled at patch 1/"):
+        with pytest.raises(CancelledError, match="cancelled at patch 3/36"):  # batch of 3 = patches 1-3
             run(torch.rand(1, 1, 4, 32, 32), predictor, should_stop=lambda: len(calls) >= 1)
         assert len(calls) == 1
 
@@ -168,6 +168,22 @@ class TestMemoryBound:
         image = torch.rand(1, 1, 40, 50, 60)
         run(image, predictor, roi=(8, 16, 16), tta=2, batch=2)
         assert set(seen) == {(2, 1, 8, 16, 16)}
+
+    def test_batches_span_patches_when_tta_is_small(self):
+        """TTA 1 with batch 4: four patches per forward pass (last one partial), same result as batch 1."""
+        seen = []
+
+        def predictor(x):
+            seen.append(x.shape[0])
+            return x * x
+
+        image = torch.rand(1, 1, 6, 40, 40, generator=torch.Generator().manual_seed(2))
+        batched, _ = run(image, predictor, roi=(6, 16, 16), tta=1, batch=4)
+        patches = sum(seen)
+        assert seen == [4] * (patches // 4) + ([patches % 4] if patches % 4 else [])
+        single, _ = run(image, lambda x: x * x, roi=(6, 16, 16), tta=1, batch=1)
+        torch.testing.assert_close(batched, single)
+        torch.testing.assert_close(batched, image * image, atol=1e-5, rtol=1e-5)
 
     @pytest.mark.slow
     def test_large_ct_sized_volume(self):
