@@ -30,6 +30,24 @@ def tiny_model(*, seed: int = 0, dropout: float = 0.0, **config) -> nn.Module:
     return model.eval()
 
 
+#: A DUAL-NET small enough for unit tests (thousands of parameters, every component present).
+TINY_DUALNET = {"edge": True, "channels": (4, 8), "neb_channels": 4, "neb_depth": 2, "growth": 4, "heads": 1,
+                "window": (2, 4, 4)}
+
+
+def tiny_dualnet(*, seed: int = 0, scale: float = 0.05, **config) -> nn.Module:
+    """A tiny ``dualnet`` (:data:`TINY_DUALNET`, overridable) in eval mode, every weight moved by a small
+    deterministic perturbation so that it is not the identity and its gates and heads are active."""
+    generator = torch.Generator().manual_seed(seed)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = build_model("dualnet", **{**TINY_DUALNET, **config})
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.add_(scale * torch.randn(parameter.shape, generator=generator))
+    return model.eval()
+
+
 def write_tiny_models_root(root: str | Path, modalities: tuple[str, ...] = ("mr",), *, seed: int = 0) -> Path:
     """A models root with one tiny model per modality (``<m>_tiny``) and an ``index.json`` of defaults."""
     root = Path(root)

@@ -49,7 +49,8 @@ def save_model(model: nn.Module, directory: str | Path, card: dict[str, Any]) ->
     """Write ``model.safetensors`` and ``card.json`` into ``directory`` (created if needed).
 
     ``card`` holds the descriptive fields (name, modality, normalisation, noise, data, metrics...);
-    the architecture config, parameter count, sha256 and card version are filled in here.
+    the architecture config, parameter count, whether the model has its own uncertainty output
+    (``own_uncertainty``), sha256 and card version are filled in here.
     Both files are written atomically (temp file then rename).
     """
     directory = Path(directory)
@@ -63,6 +64,7 @@ def save_model(model: nn.Module, directory: str | Path, card: dict[str, Any]) ->
         library_version=__version__,
         architecture=getattr(model, "architecture_config", None),
         parameters=sum(p.numel() for p in model.parameters()),
+        own_uncertainty=bool(getattr(model, "has_own_uncertainty", False)),
         weights_file=WEIGHTS_NAME,
         sha256=sha256_of(weights_path),
     )

@@ -6,6 +6,11 @@ noise level sets the class attribute ``conditions_on_noise_level = True`` and ta
 ``forward(x, noise_level)`` with ``noise_level`` a (B,) tensor (noise std in normalised
 units); the inference engine estimates it once per volume and passes it in.
 A model with dropout layers sets ``has_dropout = True`` (used by Monte-Carlo dropout).
+A model with its own per-voxel uncertainty sets ``has_own_uncertainty = True`` and provides
+``forward_with_uncertainty(x) -> (denoised, std)``, ``std`` in the same (normalised) units as
+``x`` (used by the pipeline's ``uncertainty_source="model"``).
+A model whose builder fills in defaults of its own (e.g. a variant's sizes) exposes them as
+``resolved_config``; that, not the arguments given, is recorded as its architecture config.
 """
 
 from __future__ import annotations
@@ -69,7 +74,8 @@ def build_model(name: str, **config: Any) -> nn.Module:
     """Instantiate architecture ``name`` with its defaults overridden by ``config``.
 
     The full architecture config is stored on the model as ``model.architecture_config``
-    (``{"name": ..., **kwargs}``) so it can be written into a model card.
+    (``{"name": ..., **kwargs}``, or ``{"name": ..., **model.resolved_config}`` when the model has one)
+    so it can be written into a model card.
     """
     spec = get_spec(name)
     kwargs = {**spec.defaults, **config}
@@ -78,7 +84,7 @@ def build_model(name: str, **config: Any) -> nn.Module:
     except TypeError as exc:
         raise ConfigError(rule_message(f"config of model {name!r}", "has an unknown or missing key",
                                        sorted(kwargs), f"Check the builder's arguments ({exc}).")) from exc
-    model.architecture_config = {"name": name, **kwargs}
+    model.architecture_config = {"name": name, **getattr(model, "resolved_config", kwargs)}
     return model
 
 
