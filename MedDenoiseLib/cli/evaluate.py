@@ -3,7 +3,7 @@
 Simulated noise on clean held-out images (the default protocol)::
 
     meddenoise evaluate --data FILE_OR_DIR ... --modality mr --noise 5,10,15 \\
-        --methods noisy,model:mr_slab25d,bm4d,nlm,median --out REPORT_DIR
+        --methods noisy,model:mr_slab25d,bm4d,nlm,median --out REPORT_DIR [--fidelity]
 
 Seed-paper reproductions (write ``docs/reproductions.md``)::
 
@@ -49,6 +49,8 @@ def add_parser(sub) -> None:
     p.add_argument("--param", action="append", default=[], metavar="METHOD.KEY=VALUE",
                    help="baseline parameter override, e.g. nlm.h_factor=0.6 (repeatable)")
     p.add_argument("--no-figures", action="store_true")
+    p.add_argument("--fidelity", action="store_true",
+                   help="add the clinical fidelity section (NPS, TTF, HU bias, lesions, calibration; docs/fidelity.md)")
     p.add_argument("--bootstrap", type=int, default=9999, help="bootstrap resamples for confidence intervals")
     p.add_argument("--out", type=Path, required=True, help="report directory (report.json, report.md, figures/)")
     p.add_argument("--data-root", type=Path, default=Path("../shared/data"), help="reproductions: shared data folder")
@@ -78,7 +80,10 @@ def build_config(args):
 
     try:
         if args.config is not None:
-            return load_evaluation_config(args.config)
+            config = load_evaluation_config(args.config)
+            if args.fidelity:
+                config.fidelity = True
+            return config
         missing = [f"--{n}" for n in ("data", "modality", "noise", "methods") if getattr(args, n) is None]
         if missing:
             raise ConfigError(rule_message("arguments", "must include --data, --modality, --noise and --methods",
@@ -88,7 +93,7 @@ def build_config(args):
                       crop=parse_size_xyz(args.crop) if args.crop else None, sigma=args.sigma, mask=args.mask,
                       tta=args.tta, device=args.device, fast_noise=args.fast_noise,
                       exclude_training=args.exclude_training, baseline_params=_parse_params(args.param),
-                      figures=not args.no_figures, bootstrap_resamples=args.bootstrap)
+                      figures=not args.no_figures, bootstrap_resamples=args.bootstrap, fidelity=args.fidelity)
         if args.seed is not None:
             fields["seed"] = args.seed
         return EvaluationConfig(**fields)

@@ -70,6 +70,11 @@ class EvaluationConfig(_Strict):
     exclude_training: bool = False
     """Drop cases a model card lists as training data (default: refuse to run)."""
     figures: bool = True
+    fidelity: bool = False
+    """Add the clinical fidelity section (docs/fidelity.md), measured at the middle noise level: each
+    method also runs on the clean case and on a copy with inserted lesions and a TTF disc."""
+    fidelity_lesions: int = Field(default=4, ge=1, le=20)
+    """Lesions inserted per case for the detectability metrics."""
     bootstrap_resamples: int = Field(default=9999, ge=100)
 
     @field_validator("methods")

@@ -162,12 +162,21 @@ def write_report(result: EvaluationResult, out_dir: str | Path, *, command: str 
     lines += _timing_table(result)
     if config.get("figures", True):
         lines += _figures(result, out_dir, level_name)
+    failures = []
+    if result.fidelity:
+        from .fidelity_report import fidelity_failures, fidelity_section
+
+        lines += fidelity_section(result.fidelity, config, out_dir, figures=config.get("figures", True))
+        failures = fidelity_failures(result.fidelity)
     lines += ["## Notes", "", f"- {LPIPS_NOTE}",
               "- Every per-case number (and the noise seed of each cell) is in `report.json`.",
               "- References are real scans with their own acquisition noise; removing it also counts as error.",
               "- Dice: mean over non-background classes of a fixed "
               f"{config['segmentation_method']} segmentation into {config['segmentation_classes']} intensity classes, "
-              "run on the clean image and on each output.", ""]
+              "run on the clean image and on each output."]
+    if result.fidelity:
+        lines += ["- Clinical fidelity failures: " + (" | ".join(failures) if failures else "none") + "."]
+    lines.append("")
     md_path = out_dir / "report.md"
     md_path.write_text("\n".join(lines), encoding="utf-8")
     logger.info("wrote %s and %s", json_path, md_path)

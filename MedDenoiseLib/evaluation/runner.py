@@ -11,7 +11,7 @@ import logging
 import math
 import platform
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
@@ -23,6 +23,7 @@ from ..metrics import mae, psnr, rmse, segmentation_dice, ssim, tissue_classes
 from ..noise import LEVELS, simulate_noise
 from .cases import Case, check_leakage, load_cases
 from .config import EvaluationConfig
+from .fidelity import FidelityCollector
 from .methods import build_methods
 from .summary import compare_methods, summarize, timing_table
 
@@ -47,6 +48,7 @@ class EvaluationResult:
     comparisons: list[dict]
     timing: list[dict]
     panels: dict = field(default_factory=dict)  # level -> {"clean", "noisy", method: slice, "uncertainty": {...}}
+    fidelity: dict | None = None  # FidelityCollector.result() with --fidelity
 
     def to_json(self) -> dict:
         return {k: v for k, v in self.__dict__.items() if k != "panels"}
@@ -111,7 +113,16 @@ def evaluate(config: EvaluationConfig, *, progress: Progress | None = None,
     cards = {m.name: m.card for m in methods if m.kind == "model"}
     cases = check_leakage(cases, cards, exclude=config.exclude_training)
     records, panels = [], {}
-    total, done = len(cases) * len(config.levels) * len(methods), 0
+    fidelity = _fidelity_collector(config) if config.fidelity else None
+    total = len(cases) * len(config.levels) * len(methods)
+    total += FidelityCollector.extra_runs(methods, len(cases)) if fidelity else 0
+    done = [0]
+
+    def tick(message: str) -> None:
+        done[0] += 1
+        if progress is not None:
+            progress(done[0], total, message)
+
     for i, case in enumerate(cases):
         data_range = float(case.clean.max() - case.clean.min())
         mask = tissue_classes(case.clean, n_classes=2) > 0 if config.mask == "foreground" else None
@@ -125,6 +136,7 @@ def evaluate(config: EvaluationConfig, *, progress: Progress | None = None,
                 z = case.clean.shape[0] // 2
                 panel.update({"case": case.name, "clean": case.clean[z], "noisy": noisy[z], "outputs": {},
                               "uncertainty": {}})
+            outputs = {}
             for method in methods:
                 if should_stop is not None and should_stop():
                     raise CancelledError("evaluation stopped by the user; no report written")
@@ -138,11 +150,15 @@ def evaluate(config: EvaluationConfig, *, progress: Progress | None = None,
                     panel["outputs"][method.name] = out.denoised[z]
                     if out.uncertainty is not None:
                         panel["uncertainty"][method.name] = out.uncertainty[z]
-                done += 1
-                if progress is not None:
-                    progress(done, total, f"{case.name} level {level:g} {method.name}")
+                if fidelity is not None and level == fidelity.level:
+                    outputs[method.name] = out
+                tick(f"{case.name} level {level:g} {method.name}")
                 logger.info("%s %s=%g %s: PSNR %.2f dB SSIM %.4f (%.2f s)", case.name, LEVELS[config.modality].name,
                             level, method.name, scores["psnr"], scores["ssim"], out.seconds)
+            if outputs:
+                fidelity.add_case(case, i, noisy, methods, outputs, sigma=sigma, tick=tick, should_stop=should_stop,
+                                  simulate=lambda clean, s=seed, lv=level, c=case: simulate_case_noise(
+                                      replace(c, clean=clean), config.modality, lv, s, fast=config.fast_noise))
     names = [m.name for m in methods]
     reference = config.reference_method()
     comparisons = [] if reference is None else compare_methods(
@@ -150,4 +166,11 @@ def evaluate(config: EvaluationConfig, *, progress: Progress | None = None,
     return EvaluationResult(config=config.model_dump(mode="json"), environment=_environment(),
                             cases=[c.describe() for c in cases], methods=[m.describe() for m in methods],
                             reference=reference, records=records, summary=summarize(records, names, config.levels),
-                            comparisons=comparisons, timing=timing_table(records, names), panels=panels)
+                            comparisons=comparisons, timing=timing_table(records, names), panels=panels,
+                            fidelity=fidelity.result() if fidelity else None)
+
+
+def _fidelity_collector(config: EvaluationConfig) -> FidelityCollector:
+    return FidelityCollector(seed=config.seed, modality=config.modality, levels=config.levels,
+                             n_lesions=config.fidelity_lesions, sigma_mode=config.sigma,
+                             n_classes=config.segmentation_classes, seg_method=config.segmentation_method)
