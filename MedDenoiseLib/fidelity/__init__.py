@@ -26,16 +26,17 @@ from .identity import IDENTITY_CAP_DB, clean_in_clean_out
 from .lesions import Lesion, draw_lesions, insert_lesions, lesion_scores
 from .nps import NPSResult, noise_power_spectrum, nps_shift
 from .phantom import FidelityPhantom, build_phantom
-from .rois import UniformROIs, default_roi_size, find_uniform_rois
+from .rois import UniformROIs, default_roi_size, find_uniform_rois, foreground_threshold
 from .segmentation import segmentation_fidelity
 from .ttf import DiscInsert, TTFResult, task_transfer_function, ttf50
 from .verdict import FidelityThresholds, Verdict, summarize_fidelity, verdict
 
 __all__ = [
-    "CaseFidelity", "DiscInsert", "FidelityPhantom", "FidelityThresholds", "IDENTITY_CAP_DB", "Lesion", "MethodRuns",
-    "NPSResult", "TTFResult", "UniformROIs", "Verdict", "build_phantom", "clean_in_clean_out", "compare_to_noisy",
-    "default_roi_size", "draw_lesions", "edge_mask", "find_uniform_rois", "insert_lesions", "intensity_bias",
-    "lesion_scores", "noise_is_paired", "noise_power_spectrum", "nps_shift", "score_case", "score_method", "segmentation_fidelity",
+    "CaseFidelity", "DiscInsert", "FidelityPhantom", "FidelityThresholds", "IDENTITY_CAP_DB", "Lesion",
+    "MethodRuns", "NPSResult", "TTFResult", "UniformROIs", "Verdict", "build_phantom", "clean_in_clean_out",
+    "compare_to_noisy", "default_roi_size", "draw_lesions", "edge_mask", "find_uniform_rois",
+    "foreground_threshold", "insert_lesions", "intensity_bias", "lesion_scores", "noise_is_paired",
+    "noise_power_spectrum", "nps_shift", "score_case", "score_method", "segmentation_fidelity",
     "structured_residual", "summarize_fidelity", "task_transfer_function", "ttf50", "uncertainty_calibration",
     "verdict",
 ]

@@ -2,10 +2,9 @@
 
 Task-based CT physics measures noise texture and bias in uniform regions (water or soft
 tissue), so that anatomy does not count as noise. Here each slice is tiled into square
-in-plane tiles; a tile is *uniform* when it lies in the foreground (every voxel above the
-clean image's two-class Otsu threshold, so air, MR background and their borders are
-skipped) and its clean standard deviation is among the lowest ``fraction`` of those
-foreground tiles.
+in-plane tiles; a tile is *uniform* when it lies in the foreground (every voxel above
+:func:`foreground_threshold`, so air, MR background and their borders are skipped) and its
+clean standard deviation is among the lowest ``fraction`` of those foreground tiles.
 
 References
 ----------
@@ -29,7 +28,11 @@ from ._arrays import as_volume
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["UniformROIs", "default_roi_size", "find_uniform_rois"]
+__all__ = ["UniformROIs", "default_roi_size", "find_uniform_rois", "foreground_threshold"]
+
+#: The Otsu class below the threshold is background when its mean lies within this fraction
+#: of the 1-99 % intensity range above the 1st percentile.
+BACKGROUND_FRACTION = 0.15
 
 
 @dataclass(frozen=True)
@@ -72,6 +75,27 @@ def default_roi_size(shape: tuple[int, ...]) -> int:
     return int(min(64, max(8, 2 ** int(np.floor(np.log2(side))))))
 
 
+def foreground_threshold(volume: np.ndarray) -> float:
+    """Two-class Otsu threshold when its lower class is a dark background, else -inf (all foreground).
+
+    CT bodies in air and MR heads in background have a dark class near the 1st percentile, and
+    Otsu separates it; a crop entirely inside tissue has none, and Otsu would split two tissues.
+
+    Examples
+    --------
+    >>> body = np.full((1, 8, 8), -1000.0); body[0, 2:6, 2:6] = 40.0
+    >>> foreground_threshold(body) > -1000, foreground_threshold(np.linspace(400, 800, 64).reshape(1, 8, 8))
+    (True, -inf)
+    """
+    if np.ptp(volume) == 0:
+        return -np.inf
+    threshold = float(class_thresholds(volume, n_classes=2)[0])
+    p1, p99 = np.percentile(volume, [1, 99])
+    below = volume[volume < threshold]
+    dark = below.size > 0 and below.mean() - p1 <= BACKGROUND_FRACTION * max(p99 - p1, 1e-12)
+    return threshold if dark else -np.inf
+
+
 def _tile_grid(n: int, size: int) -> np.ndarray:
     """Tile starts along one axis, the grid centred in the axis."""
     count = n // size
@@ -106,7 +130,7 @@ def find_uniform_rois(clean: ArrayLike, *, size: int | None = None, fraction: fl
         Share of the candidate tiles kept, lowest standard deviation first (at least one; tiles
         tied with the last one kept are kept too).
     foreground : bool, default True
-        Keep only tiles whose every voxel exceeds the two-class Otsu threshold of ``clean``.
+        Keep only tiles whose every voxel exceeds :func:`foreground_threshold` of ``clean``.
 
     Returns
     -------
@@ -131,7 +155,7 @@ def find_uniform_rois(clean: ArrayLike, *, size: int | None = None, fraction: fl
     fraction = check_number("fraction", fraction, low=0.0, high=1.0, low_open=True,
                             fix="Use 0.25 (the quarter of tiles with the lowest variance).")
     corners, minima, stds = _tile_stats(volume, size)
-    threshold = float(class_thresholds(volume, n_classes=2)[0]) if foreground and np.ptp(volume) > 0 else -np.inf
+    threshold = foreground_threshold(volume) if foreground else -np.inf
     keep = minima > threshold
     if not keep.any():
         raise InputError(rule_message("number of foreground tiles", "must be >= 1", 0,

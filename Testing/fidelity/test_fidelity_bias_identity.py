@@ -9,7 +9,7 @@ import pytest
 
 from MedDenoiseLib.errors import ConfigError, InputError
 from MedDenoiseLib.fidelity import IDENTITY_CAP_DB, clean_in_clean_out, default_roi_size, find_uniform_rois
-from MedDenoiseLib.fidelity import intensity_bias
+from MedDenoiseLib.fidelity import foreground_threshold, intensity_bias
 
 
 @pytest.fixture()
@@ -28,6 +28,13 @@ class TestUniformROIs:
             tile = ct_like[z, y:y + 8, x:x + 8]
             assert tile.min() > -1000 and tile.std() == 0.0  # body, flat half, never air or its border
         assert rois.mask(ct_like.shape).sum() == len(rois) * 64
+
+    def test_crop_inside_tissue_is_all_foreground(self):
+        # a graded tissue (400-500) beside a brighter one (600), no dark background: Otsu would split the two
+        x = np.arange(64.0)[None, None, :]
+        tissue = np.where(x < 32, 400.0 + 100.0 * x / 31, 600.0) * np.ones((1, 64, 64))
+        assert foreground_threshold(tissue) == -np.inf
+        assert len(find_uniform_rois(tissue, size=16, fraction=1.0)) == 16
 
     def test_ties_are_kept_and_at_least_one_tile(self, ct_like):
         assert len(find_uniform_rois(ct_like, size=8, fraction=0.01)) >= 1
