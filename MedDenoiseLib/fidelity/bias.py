@@ -7,7 +7,7 @@ quantitative reads (liver steatosis, lesion enhancement). The bias is the mean o
 
 References
 ----------
-E. Samei et al., AAPM Task Group 233, Med. Phys. 46(11), e735-e756, 2019, §3 (CT number
+E. Samei et al., AAPM Task Group 233, Med. Phys. 46(11), e735-e756, 2019 (CT number
 accuracy and uniformity in uniform ROIs).
 """
 

@@ -22,9 +22,9 @@ flagged as lost (see :mod:`.case`).
 References
 ----------
 ICRU Report 54, "Medical imaging - the assessment of image quality", 1996 (NPW observer).
-E. Samei et al., AAPM Task Group 233, Med. Phys. 46(11), e735-e756, 2019, §6 (d′ of a
+E. Samei et al., AAPM Task Group 233, Med. Phys. 46(11), e735-e756, 2019 (d′ of a
 task with the NPW model).
-H. H. Barrett and K. J. Myers, "Foundations of Image Science", Wiley, 2004, §14.
+H. H. Barrett and K. J. Myers, "Foundations of Image Science", Wiley, 2004 (model observers).
 """
 
 from __future__ import annotations

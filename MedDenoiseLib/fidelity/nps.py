@@ -9,9 +9,9 @@ does not enter; its 2D NPS is averaged over the uniform ROIs, then radially.
 References
 ----------
 ICRU Report 87, "Radiation dose and image-quality assessment in computed tomography",
-J. ICRU 12(1), 2012, §5 (NPS definition and estimation from ROIs).
+J. ICRU 12(1), 2012 (NPS definition and estimation from ROIs).
 E. Samei et al., "Performance evaluation of computed tomography systems: summary of AAPM
-Task Group 233", Med. Phys. 46(11), e735-e756, 2019, §4 (radial NPS, peak and average
+Task Group 233", Med. Phys. 46(11), e735-e756, 2019 (radial NPS, peak and average
 frequency f_av as texture descriptors).
 J. T. Dobbins III, "Image quality metrics for digital systems", Handbook of Medical
 Imaging vol. 1, SPIE, 2000 (periodogram normalisation).
@@ -49,7 +49,7 @@ class NPSResult:
 
 
 def _periodogram(patches: np.ndarray, pixel_yx: tuple[float, float]) -> np.ndarray:
-    """Mean 2D NPS of mean-subtracted patches: (Δx Δy / (Nx Ny)) ⟨|DFT|²⟩ (ICRU 87, eq. 5.9)."""
+    """Mean 2D NPS of mean-subtracted patches: (Δx Δy / (Nx Ny)) ⟨|DFT|²⟩ (ICRU Report 87)."""
     n = patches.shape[-1]
     detrended = patches - patches.mean(axis=(1, 2), keepdims=True)
     power = np.abs(np.fft.fft2(detrended)) ** 2

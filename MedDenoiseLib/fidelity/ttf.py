@@ -19,7 +19,7 @@ algorithms", Med. Phys. 39(7), 4115-4122, 2012 (circular-insert ESF, 1/10-voxel 
 B. Chen, O. Christianson, J. M. Wilson and E. Samei, "Assessment of volumetric noise and
 resolution performance for linear and nonlinear CT reconstruction methods", Med. Phys.
 41(7), 071909, 2014.
-E. Samei et al., AAPM Task Group 233, Med. Phys. 46(11), e735-e756, 2019, §5 (TTF).
+E. Samei et al., AAPM Task Group 233, Med. Phys. 46(11), e735-e756, 2019 (TTF).
 """
 
 from __future__ import annotations
