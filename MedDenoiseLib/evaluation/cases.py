@@ -1,7 +1,9 @@
 """Evaluation cases: clean reference images read from disk, optionally cropped, checked for leakage.
 
-A case is one file = one subject (the unit of every paired statistic). Directories are
-expanded to the readable images directly inside them (not recursively), sorted by name.
+A case is one file = one subject (the unit of every paired statistic), or a region of a file
+(``file#y=1200:``, see :mod:`MedDenoiseLib.io.regions`) when a subject's image is split into
+training and held-out parts. Directories are expanded to the readable images directly inside
+them (not recursively), sorted by name.
 """
 
 from __future__ import annotations
@@ -11,15 +13,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import SimpleITK as sitk
 
 from ..errors import ConfigError, InputError, rule_message
-from ..io import READ_EXTENSIONS, as_float, read_volume
+from ..io import READ_EXTENSIONS, as_float, read_region
+from ..io.regions import regions_overlap, split_region
 from ..io.sitk_io import file_extension
 from ..volume import Geometry
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Case", "expand_data", "load_cases", "foreground_crop", "training_files", "check_leakage"]
+__all__ = ["Case", "case_name", "expand_data", "load_cases", "foreground_crop", "training_files", "check_leakage"]
 
 
 @dataclass
@@ -39,28 +43,38 @@ class Case:
                 "intensity_range": [float(self.clean.min()), float(self.clean.max())]}
 
 
-def expand_data(items: list[str]) -> list[Path]:
-    """Files as given, directories replaced by the images they contain (sorted)."""
-    paths: list[Path] = []
+def expand_data(items: list[str]) -> list[str]:
+    """Entries as given (files, or regions ``file#y=0:100``), directories replaced by their images (sorted)."""
+    entries: list[str] = []
     for item in items:
-        path = Path(item).expanduser()
-        if path.is_dir():
+        file_part, region = split_region(item)
+        path = Path(file_part).expanduser()
+        if path.is_dir() and region is None:
             found = sorted(p for p in path.iterdir() if p.is_file() and file_extension(p) in READ_EXTENSIONS)
             if not found:
                 raise InputError(rule_message("data directory", f"must contain images ({', '.join(READ_EXTENSIONS)})",
                                               str(path), "Point --data at the folder holding the files."))
-            paths.extend(found)
+            entries.extend(str(p) for p in found)
         elif path.is_file():
-            paths.append(path)
+            entries.append(str(item))
         else:
             raise InputError(rule_message("data", "must name existing files or directories", str(path),
                                           "Check the path (relative paths start from the current directory)."))
-    names = [p.name for p in paths]
+    names = [case_name(e) for e in entries]
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
         raise ConfigError(rule_message("data file names", "must be unique (they name the cases)", duplicates,
                                        "Rename or drop the duplicates."))
-    return paths
+    return entries
+
+
+def case_name(entry: str) -> str:
+    """File name without extension, plus the region (``tibia_y1200-1760``) when the entry has one."""
+    file_part, region = split_region(entry)
+    name = Path(file_part).name.removesuffix(".gz").rsplit(".", 1)[0]
+    if region is None:
+        return name
+    return name + "_" + region.text().replace("=", "").replace(":", "-").replace(",", "_")
 
 
 def foreground_crop(image: np.ndarray, size_zyx: tuple[int, int, int]) -> tuple[slice, ...]:
@@ -83,44 +97,63 @@ def foreground_crop(image: np.ndarray, size_zyx: tuple[int, int, int]) -> tuple[
 def load_cases(data: list[str], *, crop: tuple[int, int, int] | None = None) -> list[Case]:
     """Read every image of ``data`` as a clean reference case (float32), cropped if asked."""
     cases = []
-    for path in expand_data(data):
-        volume = read_volume(path)
+    for entry in expand_data(data):
+        volume = read_region(entry)
         clean = as_float(volume)
         window = None
         if crop is not None:
             slices = foreground_crop(clean, crop)
             clean = np.ascontiguousarray(clean[slices])
             window = [[s.start, s.stop] for s in slices]
+        name = case_name(entry)
         if float(clean.max()) == float(clean.min()):
-            raise InputError(rule_message(f"case {path.name}", "must not be constant (after cropping)",
+            raise InputError(rule_message(f"case {name}", "must not be constant (after cropping)",
                                           float(clean.min()), "Use a larger crop or another file."))
-        name = path.name.removesuffix(".gz").rsplit(".", 1)[0]
-        cases.append(Case(name, str(path), clean.astype(np.float32, copy=False), volume.geometry, window))
+        cases.append(Case(name, entry, clean.astype(np.float32, copy=False), volume.geometry, window))
         logger.info("case %s: %s voxels (z, y, x)%s", name, clean.shape, f", crop {window}" if window else "")
     return cases
 
 
 def training_files(card: dict) -> list[str]:
-    """File names a model card lists as training data (``training.config.data.train``)."""
+    """Data entries a model card lists as training data (``training.config.data.train``), as written."""
     config = (card.get("training") or {}).get("config") or {}
-    return [Path(p).name for p in (config.get("data") or {}).get("train", [])]
+    return [str(p) for p in (config.get("data") or {}).get("train", [])]
+
+
+def _trained_on(case: Case, entry: str) -> bool:
+    """Same file (by name, which is how the shared data set names its subjects) and overlapping regions."""
+    case_file, case_region = split_region(case.path)
+    trained_file, trained_region = split_region(entry)
+    if Path(case_file).name != Path(trained_file).name:
+        return False
+    if case_region is None or trained_region is None:
+        return True
+    return regions_overlap(case_region, trained_region, _image_shape(case_file))
+
+
+def _image_shape(path: str) -> tuple[int, int, int]:
+    """(z, y, x) size from the file header (voxels are not read)."""
+    reader = sitk.ImageFileReader()
+    reader.SetFileName(str(path))
+    reader.ReadImageInformation()
+    size = list(reader.GetSize()) + [1, 1]
+    return int(size[2]), int(size[1]), int(size[0])
 
 
 def check_leakage(cases: list[Case], model_cards: dict[str, dict], *, exclude: bool) -> list[Case]:
     """Refuse (or, with ``exclude``, drop) cases that any evaluated model was trained on.
 
-    Matching is by file name, which is how the shared data set names its subjects.
+    A case leaks when a model trained on the same file, unless both name disjoint regions of it.
     """
-    trained = {Path(name).name: method for method, card in model_cards.items() for name in training_files(card)}
-    leaked = [c for c in cases if Path(c.path).name in trained]
+    leaked = {c.name: method for c in cases for method, card in model_cards.items()
+              if any(_trained_on(c, entry) for entry in training_files(card))}
     if leaked and not exclude:
         raise ConfigError(rule_message(
-            "evaluation cases", "must not include a model's training data",
-            {Path(c.path).name: trained[Path(c.path).name] for c in leaked},
+            "evaluation cases", "must not include a model's training data", leaked,
             "Evaluate on held-out files only (list them in --data), or pass --exclude-training to drop these."))
-    kept = [c for c in cases if c not in leaked]
-    for c in leaked:
-        logger.warning("dropped case %s: training data of %s", c.name, trained[Path(c.path).name])
+    kept = [c for c in cases if c.name not in leaked]
+    for name, method in leaked.items():
+        logger.warning("dropped case %s: training data of %s", name, method)
     if not kept:
         raise ConfigError(rule_message("number of held-out cases", "must be >= 1", 0,
                                        "Every case was training data: pass held-out files in --data."))

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from ..errors import ConfigError, rule_message
-from ..io import as_float, read_volume
+from ..io import as_float, read_region
 from ..noise import random_modality_noise
 from ..normalization import fit_normalization
 from .augment import augment_batch, elastic_deform, isotropic_in_plane
@@ -83,7 +83,7 @@ class PatchSampler:
 
     def __init__(self, config: TrainConfig, generator: torch.Generator) -> None:
         self.config, self.generator = config, generator
-        volumes = [read_volume(p) for p in config.data.train]
+        volumes = [read_region(p) for p in config.data.train]
         self.clean = [torch.from_numpy(as_float(v)) for v in volumes]
         self.isotropic = [isotropic_in_plane(v.geometry.spacing) for v in volumes]
         self.simulate = config.noise.level_range is not None

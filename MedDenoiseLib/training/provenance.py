@@ -11,6 +11,7 @@ import json
 import logging
 from pathlib import Path
 
+from ..io.regions import split_region
 from ..model_files import sha256_of
 
 logger = logging.getLogger(__name__)
@@ -28,7 +29,7 @@ def find_manifest(paths: list[str], explicit: str | None = None) -> Path | None:
     if explicit:
         return Path(explicit)
     for path in paths:
-        for parent in Path(path).expanduser().resolve().parents:
+        for parent in Path(split_region(path)[0]).expanduser().resolve().parents:
             if (parent / MANIFEST_NAME).is_file():
                 return parent / MANIFEST_NAME
     return None
@@ -44,8 +45,11 @@ def data_provenance(paths: list[str], *, manifest: str | Path | None = None) -> 
             entries[(root / entry["path"]).resolve()] = entry
     records = []
     for path in paths:
-        resolved = Path(path).expanduser().resolve()
+        file_path, region = split_region(path)
+        resolved = Path(file_path).expanduser().resolve()
         record: dict = {"path": str(path), "sha256": sha256_of(resolved) if resolved.is_file() else None}
+        if region is not None:
+            record["region_zyx"] = region.text()
         entry = entries.get(resolved)
         record["in_manifest"] = entry is not None
         if entry is not None:

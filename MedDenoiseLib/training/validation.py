@@ -17,7 +17,7 @@ from typing import Callable, ContextManager
 import numpy as np
 import torch
 
-from ..io import as_float, read_volume
+from ..io import as_float, read_region
 from ..metrics import psnr, ssim
 from ..noise import random_modality_noise
 from ..normalization import fit_normalization
@@ -46,7 +46,7 @@ class ValidationSet:
         size = tuple(config.validation.patch_size or config.data.patch_size)
         noisy_patches, clean_patches = [], []
         for v, path in enumerate(config.data.validation):
-            clean = torch.from_numpy(as_float(read_volume(path)))
+            clean = torch.from_numpy(as_float(read_region(path)))
             for k, level in enumerate(self.levels):
                 generator = torch.Generator().manual_seed(config.validation.seed * 1_000_003 + 1009 * v + k)
                 noise = random_modality_noise(config.noise.modality, level_range=(level, level),
