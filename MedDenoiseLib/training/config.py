@@ -140,6 +140,21 @@ class TrainConfig(_Strict):
         return self
 
     @model_validator(mode="after")
+    def _dualnet_terms_fit(self) -> "TrainConfig":
+        loss = self.loss
+        branch_terms = {k: getattr(loss, k) for k in ("noise_nll", "neb_l1", "error_nll", "consistency")
+                        if getattr(loss, k) > 0}
+        if branch_terms and (self.model.get("name") != "dualnet" or self.model.get("neb") is False):
+            raise ValueError(rule_message("loss " + " / ".join(branch_terms), "need a model with a noise-estimation "
+                                          "branch (dualnet with neb: true)", self.model,
+                                          "Set these weights to 0, or use model: {name: dualnet}."))
+        supervised_only = {k: getattr(loss, k) for k in ("neb_l1", "error_nll") if getattr(loss, k) > 0}
+        if supervised_only and self.algorithm != "supervised":
+            raise ValueError(rule_message("loss " + " / ".join(supervised_only), "need clean images (algorithm "
+                                          "'supervised')", self.algorithm, "Set them to 0 for n2v/n2s fine-tuning."))
+        return self
+
+    @model_validator(mode="after")
     def _device_known(self) -> "TrainConfig":
         if self.device != "auto" and self.device.split(":")[0] not in ("cpu", "cuda"):
             raise ValueError(rule_message("device", "must be 'auto', 'cpu' or 'cuda[:N]'", self.device,

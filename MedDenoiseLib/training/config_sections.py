@@ -102,13 +102,24 @@ class NoiseConfig(_Strict):
 
 
 class LossConfig(_Strict):
-    """Supervised loss: ``l1 * L1 + ssim * (1 - SSIM) + edge * ||grad x_hat - grad x||_1`` (DUAL-NET recipe)."""
+    """Supervised loss: ``l1 * L1 + ssim * (1 - SSIM) + edge * ||grad x_hat - grad x||_1`` (DUAL-NET recipe),
+    plus DUAL-NET's auxiliary terms (``MedDenoiseLib.training.dualnet_losses``), all off by default."""
 
     l1: float = Field(default=1.0, ge=0.0)
     ssim: float = Field(default=0.0, ge=0.0)
     edge: float = Field(default=0.0, ge=0.0)
     ssim_sigma: float = Field(default=1.5, gt=0.0, le=5.0)
     """Gaussian window of the SSIM term, in voxels (window 2 * int(3.5 sigma + 0.5) + 1)."""
+    noise_nll: float = Field(default=0.0, ge=0.0)
+    """DUAL-NET: Gaussian NLL of the noise under the NEB's sigma (calibration; self-supervised on masked voxels)."""
+    neb_l1: float = Field(default=0.0, ge=0.0)
+    """DUAL-NET: L1 of the NEB's blind-spot denoise against the clean image (supervised only)."""
+    error_nll: float = Field(default=0.0, ge=0.0)
+    """DUAL-NET: Gaussian NLL of the remaining error under the model's own uncertainty (supervised only)."""
+    consistency: float = Field(default=0.0, ge=0.0)
+    """DUAL-NET: confidence-weighted L1 between the output and the NEB's denoise (stage 2)."""
+    tv: float = Field(default=0.0, ge=0.0)
+    """Weak total variation of the output (any model)."""
 
     @model_validator(mode="after")
     def _some_weight(self) -> "LossConfig":

@@ -4,7 +4,9 @@
 self-supervised algorithms) a blind-spot mask, drawing masks from the run's generator on the CPU;
 ``TrainingObjective.loss`` scores the prediction. Supervised: the DUAL-NET weighted loss on the
 inner slices. ``n2v``/``n2s``: MSE (or L1) on masked voxels of the inner slices, against the
-noisy input itself.
+noisy input itself. Either way DUAL-NET's auxiliary terms (``loss.noise_nll``, ``neb_l1``,
+``error_nll``, ``consistency``, ``tv``; :mod:`.dualnet_losses`) are added when their weight is > 0;
+``TrainingObjective.forward`` then asks the network for all its outputs (``return_all=True``).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from ..models import build_model
 from ..models.card import load_model
 from ..model_files import shipped_models
 from .config import TrainConfig
+from .dualnet_losses import AUXILIARY_TERMS, AuxiliaryLoss
 from .losses import DenoisingLoss, masked_loss
 from .n2v_masking import n2s_mask, n2v_mask
 
@@ -65,6 +68,20 @@ class TrainingObjective:
         self.margin = config.data.loss_margin
         loss = config.loss
         self.supervised_loss = DenoisingLoss(l1=loss.l1, ssim=loss.ssim, edge=loss.edge, ssim_sigma=loss.ssim_sigma)
+        self.auxiliary = AuxiliaryLoss({k: getattr(loss, k) for k in AUXILIARY_TERMS})
+
+    def check_model(self, model: nn.Module) -> None:
+        """ConfigError unless ``model`` provides the outputs the auxiliary terms need."""
+        if self.auxiliary.needs_model_outputs and not getattr(model, "has_own_uncertainty", False):
+            raise ConfigError(rule_message("loss.noise_nll / neb_l1 / error_nll / consistency",
+                                           "need a model with a noise-estimation branch", type(model).__name__,
+                                           "Use model: {name: dualnet, neb: true} or set these weights to 0."))
+
+    def forward(self, network: nn.Module, inputs: torch.Tensor):
+        """The network's prediction: a tensor, or DUAL-NET's dict of outputs when auxiliary terms need it."""
+        if self.auxiliary.needs_model_outputs:
+            return network(inputs, return_all=True)
+        return network(inputs)
 
     def prepare(self, noisy: torch.Tensor, clean: Optional[torch.Tensor], generator: torch.Generator) -> Batch:
         """Inputs/targets for one step; masks are drawn from ``generator`` (CPU)."""
@@ -83,15 +100,28 @@ class TrainingObjective:
             masked, mask = n2s_mask(noisy, grid=masking.grid, generator=generator)
         return Batch(masked, noisy, mask)
 
-    def loss(self, prediction: torch.Tensor, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
-        """(loss, detached parts) on the inner slices (``data.loss_margin`` skipped at each depth end)."""
-        m, depth = self.margin, prediction.shape[2]
+    def loss(self, prediction, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
+        """(loss, detached parts) on the inner slices (``data.loss_margin`` skipped at each depth end).
+
+        ``prediction`` is the denoised tensor or the dict of :meth:`forward` (its ``denoised`` entry is scored).
+        """
+        outputs = prediction if isinstance(prediction, dict) else {"denoised": prediction}
+        m, depth = self.margin, outputs["denoised"].shape[2]
         inner = slice(m, depth - m)
-        prediction, target = prediction[:, :, inner], batch.target[:, :, inner]
-        if batch.mask is None:
-            return self.supervised_loss(prediction, target)
-        value = masked_loss(prediction, target, batch.mask[:, :, inner], kind=self.config.masking.loss)
-        return value, {"masked": float(value.detach())}
+        outputs = {k: (v[:, :, inner].float() if v is not None else None) for k, v in outputs.items()}
+        denoised, target = outputs["denoised"], batch.target[:, :, inner]
+        mask = batch.mask[:, :, inner] if batch.mask is not None else None
+        if mask is None:
+            value, parts = self.supervised_loss(denoised, target)
+        else:
+            value = masked_loss(denoised, target, mask, kind=self.config.masking.loss)
+            parts = {"masked": float(value.detach())}
+        if not self.auxiliary.active:
+            return value, parts
+        supervised = mask is None
+        noisy = batch.inputs[:, :, inner] if supervised else target
+        extra, extra_parts = self.auxiliary(outputs, noisy, target if supervised else None, mask)
+        return value + extra, {**parts, **extra_parts}
 
 
 def build_network(config: TrainConfig, *, load_init: bool = True) -> nn.Module:

@@ -117,6 +117,7 @@ def train(config: TrainConfig, run_dir: str | Path, *, progress: Progress | None
                 count_parameters(model), config.optim.steps, device, ctx.world_size)
     sampler = PatchSampler(config, generator)
     objective = TrainingObjective(config)
+    objective.check_model(model)
     validation = ValidationSet(config) if ctx.is_main and config.data.validation else None
     log = RunLog(run_dir, config.logs, enabled=ctx.is_main, title=config.name)
     started, seconds_before = time.perf_counter(), run.wall_seconds
@@ -131,8 +132,8 @@ def train(config: TrainConfig, run_dir: str | Path, *, progress: Progress | None
             for group in optimizer.param_groups:
                 group["lr"] = lr_at(run.step, config)
             with autocast():
-                prediction = network(batch.inputs)
-            loss, parts = objective.loss(prediction.float(), batch)
+                prediction = objective.forward(network, batch.inputs)
+            loss, parts = objective.loss(prediction, batch)
             optimizer.zero_grad(set_to_none=True)
             _backward_and_step(loss, model, optimizer, scaler, config.optim.grad_clip)
             if ema is not None:

@@ -12,6 +12,8 @@ TINY = {
     "cdae": {"channels": [4, 4, 4, 4]},
     "cae": {"base_channels": 4},
     "dncnn": {"depth": 3, "features": 8},
+    "dualnet": {"edge": True, "channels": [4, 8], "neb_channels": 4, "neb_depth": 2, "growth": 4, "heads": 1,
+                "window": [2, 4, 4]},
     "resunet": {"channels": [4, 8], "num_res_units": 1},
     "slab25d": {"features": 8, "depth": 3, "norm": "none"},
 }
