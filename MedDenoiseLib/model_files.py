@@ -98,3 +98,25 @@ def default_model_name(modality: str) -> str:
                                         modality, "Pass --model with a model directory or a shipped name "
                                         f"({sorted(shipped_models())})."))
     return defaults[modality]
+
+
+def find_model_card(model: str | None, modality: str | None) -> tuple[dict, Path] | None:
+    """``(card, directory)`` of what ``resolve_model(model, modality)`` would load, or None when not found.
+
+    Same lookup order as the engine (shipped name, then path; the modality default when ``model`` is
+    None), without torch, for checks made before a worker starts.
+    """
+    name = model if model else default_models().get(str(modality))
+    if not name:
+        return None
+    shipped = shipped_models()
+    path = shipped.get(str(name), Path(str(name)).expanduser())
+    try:
+        return read_card(path)
+    except WeightsError:
+        return None
+
+
+def has_own_uncertainty(card: dict) -> bool:
+    """True when the card's model outputs its own per-voxel uncertainty (recorded by ``save_model``)."""
+    return bool(card.get("own_uncertainty", False))

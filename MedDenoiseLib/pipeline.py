@@ -30,6 +30,9 @@ from .volume import Volume
 
 logger = logging.getLogger(__name__)
 
+#: Where the std map comes from (see ``InferenceOptions.uncertainty_source``).
+UNCERTAINTY_SOURCES = ("tta", "mc_dropout", "model")
+
 
 @dataclass(frozen=True)
 class InferenceOptions:
@@ -44,6 +47,10 @@ class InferenceOptions:
     device : 'auto', 'cpu' or 'cuda[:N]'. amp : autocast on CUDA (bf16/fp16); ignored on CPU.
     seed : seeds the MC-dropout masks (recorded in the report).
     thresholds : uncertainty label thresholds as fractions of the noise std.
+    uncertainty_source : what the std map shows: 'tta' (spread over the flips, and over the MC
+        samples when mc_dropout > 0), 'mc_dropout' (the same spread, with mc_dropout >= 2 required),
+        or 'model' (the model's own per-voxel std, e.g. DUAL-NET's, blended like the image and
+        averaged over flips and MC samples).
     """
 
     roi_size: tuple[int, int, int] = (32, 160, 160)
@@ -56,6 +63,7 @@ class InferenceOptions:
     amp: bool = True
     seed: int = 0
     thresholds: tuple[float, float, float] = DEFAULT_THRESHOLDS
+    uncertainty_source: str = "tta"
 
     def __post_init__(self) -> None:
         if len(self.roi_size) != 3 or any(int(r) != r for r in self.roi_size):
@@ -76,6 +84,12 @@ class InferenceOptions:
             _bad("mc_dropout", "must be >= 0", self.mc_dropout, "Use 0 (off) or e.g. 8 samples.")
         flip_set(self.tta)
         check_thresholds(self.thresholds)
+        if self.uncertainty_source not in UNCERTAINTY_SOURCES:
+            _bad("uncertainty_source", f"must be one of {list(UNCERTAINTY_SOURCES)}", self.uncertainty_source,
+                 "Use 'tta' (spread over the flips).")
+        if self.uncertainty_source == "mc_dropout" and self.mc_dropout < 2:
+            _bad("mc_dropout", "must be >= 2 when uncertainty_source is 'mc_dropout'", self.mc_dropout,
+                 "Use --mc-dropout 8.")
 
 
 @dataclass
@@ -113,17 +127,22 @@ def denoise_volume(volume: Volume, model: LoadedModel | nn.Module, *, modality: 
     events: list[str] = []
     settings = RunSettings(options.sw_batch_size, effective_roi(tuple(source.shape), tuple(options.roi_size)), device)
 
+    own = options.uncertainty_source == "model"
+
     def run(s: RunSettings):
-        predictor = build_predictor(network, image, s.device, mc_samples=options.mc_dropout, seed=options.seed)
+        predictor = build_predictor(network, image, s.device, mc_samples=options.mc_dropout, seed=options.seed,
+                                    own_uncertainty=own)
         with autocast_context(s.device, options.amp), predictor:
             return sliding_window_moments(
                 image, predictor, roi_size=s.roi_size, overlap=options.overlap, sigma_scale=options.sigma_scale,
                 sw_batch_size=s.sw_batch_size, sw_device=s.device, flips=flip_set(options.tta),
-                mc_samples=max(1, options.mc_dropout), progress=progress, should_stop=should_stop)
+                mc_samples=max(1, options.mc_dropout), channels=2 if own else 1, progress=progress,
+                should_stop=should_stop)
 
     (mean, var), used = run_with_backoff(run, settings, events)
     denoised = norm.inverse(mean[0, 0].numpy()).astype(np.float32)
-    std = (np.sqrt(var[0, 0].numpy()) * norm.scale).astype(np.float32)
+    spread = mean[0, 1].numpy() if own else np.sqrt(var[0, 0].numpy())  # normalised units either way
+    std = (spread * norm.scale).astype(np.float32)
     sigma = residual_noise_sigma(source, denoised)
     labels = uncertainty_labels(regional_std(std), sigma, options.thresholds)
     plan = plan_windows(tuple(source.shape), used.roi_size, options.overlap, options.tta * max(1, options.mc_dropout))
@@ -157,6 +176,10 @@ def _check_model_fits(network: nn.Module, card: dict, modality: str, options: In
     if options.mc_dropout > 0 and not getattr(network, "has_dropout", False):
         _bad("mc_dropout", "needs a model with dropout layers", options.mc_dropout,
              "Use --mc-dropout 0 (TTA spread is still reported) or a model trained with dropout.")
+    if options.uncertainty_source == "model" and not getattr(network, "has_own_uncertainty", False):
+        _bad("uncertainty_source", "'model' needs a model with its own uncertainty output (DUAL-NET with its "
+             "noise-estimation branch)", f"model {card.get('name') or type(network).__name__} without one",
+             "Use --uncertainty-source tta (spread over the flips), or a dualnet model.")
     trained_for = card.get("modality")
     if trained_for and trained_for != modality:
         logger.warning("model %s was trained for %s, used on %s", card.get("name"), trained_for, modality)
@@ -176,6 +199,7 @@ def _report(options, card, norm, used, patches, events, sigma, started) -> dict:
         "options": {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(options).items()},
         "device": str(used.device) if used else "none", "roi_size": list(used.roi_size) if used else None,
         "sw_batch_size": used.sw_batch_size if used else None, "patches": patches,
-        "tta": options.tta, "mc_dropout": options.mc_dropout, "normalization": norm.to_dict(),
+        "tta": options.tta, "mc_dropout": options.mc_dropout, "uncertainty_source": options.uncertainty_source,
+        "normalization": norm.to_dict(),
         "noise_sigma": sigma, "backoff": events, "seconds": round(time.perf_counter() - started, 3),
     }

@@ -6,7 +6,7 @@ import argparse
 
 from ..inference.device import DEVICE_CHOICES
 from ..inference.tta import ALLOWED_TTA
-from ..pipeline import InferenceOptions
+from ..pipeline import UNCERTAINTY_SOURCES, InferenceOptions
 
 MODALITIES = ("ct", "mr", "us", "xr")
 
@@ -22,9 +22,12 @@ def add_inference_arguments(parser: argparse.ArgumentParser, *, tta_default: int
     group.add_argument("--batch-size", type=int, default=4, help="views per forward pass")
     group.add_argument("--no-amp", action="store_true", help="disable autocast on CUDA")
     group.add_argument("--seed", type=int, default=0, help="seed of the MC-dropout masks")
+    group.add_argument("--uncertainty-source", choices=UNCERTAINTY_SOURCES, default="tta",
+                       help="std map: spread over the TTA flips (default), over MC-dropout samples (needs "
+                            "--mc-dropout >= 2), or the model's own per-voxel std (DUAL-NET)")
 
 
 def inference_options(args: argparse.Namespace) -> InferenceOptions:
     return InferenceOptions(roi_size=tuple(args.patch), overlap=args.overlap, sw_batch_size=args.batch_size,
                             tta=args.tta, mc_dropout=args.mc_dropout, device=args.device, amp=not args.no_amp,
-                            seed=args.seed)
+                            seed=args.seed, uncertainty_source=getattr(args, "uncertainty_source", "tta"))

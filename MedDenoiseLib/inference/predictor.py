@@ -17,11 +17,15 @@ class PatchPredictor:
       ``seed``, so runs are reproducible and the caller's RNG state is untouched;
     * models with ``conditions_on_noise_level`` get the volume's noise std, estimated once
       (Immerkaer 1996) on the normalised image;
+    * with ``own_uncertainty`` the output has two channels, the denoised patch and the model's own
+      std map (``network.forward_with_uncertainty``, see the registry);
     * the output is float32 whatever autocast computed in.
     """
 
-    def __init__(self, network: nn.Module, image: torch.Tensor, device: torch.device, *, mc_samples: int, seed: int):
+    def __init__(self, network: nn.Module, image: torch.Tensor, device: torch.device, *, mc_samples: int, seed: int,
+                 own_uncertainty: bool = False):
         self.network, self.device, self.mc_samples, self.seed = network, device, mc_samples, seed
+        self.own_uncertainty = own_uncertainty
         self.noise_level = None
         if getattr(network, "conditions_on_noise_level", False):
             self.noise_level = torch.tensor([laplacian_noise_sigma(image[0, 0].numpy())], dtype=torch.float32)
@@ -50,6 +54,9 @@ class PatchPredictor:
         self.network.to(self._home)
 
     def __call__(self, batch: torch.Tensor) -> torch.Tensor:
+        if self.own_uncertainty:
+            denoised, std = self.network.forward_with_uncertainty(batch)
+            return torch.cat([denoised.float(), std.float()], dim=1)
         if self.noise_level is not None:
             level = self.noise_level.to(batch.device).expand(batch.shape[0])
             return self.network(batch, level).float()
@@ -57,5 +64,5 @@ class PatchPredictor:
 
 
 def build_predictor(network: nn.Module, image: torch.Tensor, device: torch.device, *, mc_samples: int,
-                    seed: int) -> PatchPredictor:
-    return PatchPredictor(network, image, device, mc_samples=mc_samples, seed=seed)
+                    seed: int, own_uncertainty: bool = False) -> PatchPredictor:
+    return PatchPredictor(network, image, device, mc_samples=mc_samples, seed=seed, own_uncertainty=own_uncertainty)

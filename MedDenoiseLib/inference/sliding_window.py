@@ -60,6 +60,7 @@ def sliding_window_moments(
     sw_device: torch.device,
     flips: list[tuple[int, ...]],
     mc_samples: int = 1,
+    channels: int = 1,
     progress: ProgressCallback | None = None,
     should_stop: StopCallback | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -68,14 +69,17 @@ def sliding_window_moments(
     Parameters
     ----------
     image : (1, 1, D, H, W) float tensor on the CPU.
-    predictor : maps a (b, 1, d, h, w) batch on ``sw_device`` to the same shape.
+    predictor : maps a (b, 1, d, h, w) batch on ``sw_device`` to (b, C, d, h, w), C >= ``channels``:
+        channel 0 is the denoised image, further channels per-voxel maps (e.g. a model's own std).
     flips : flip dims per TTA pass (see ``tta.flip_set``); each is undone before averaging.
     mc_samples : forward passes per flip (> 1 only makes sense with dropout enabled).
+    channels : predictor channels kept (1: the image only).
 
     Returns
     -------
-    (mean, variance), each (1, 1, D, H, W) float32 on the CPU. The variance is the
-    population variance over the len(flips) * mc_samples outputs, blended like the mean.
+    (mean, variance): mean (1, channels, D, H, W), the blended mean of every kept channel over
+    the len(flips) * mc_samples outputs; variance (1, 1, D, H, W), the population variance of
+    channel 0 over those outputs, blended like the mean. Both float32 on the CPU.
     """
     if image.ndim != 5 or image.shape[:2] != (1, 1):
         raise ShapeError(rule_message("image", "must be (1, 1, D, H, W)", tuple(image.shape), "Add batch/channel axes."))
@@ -83,9 +87,9 @@ def sliding_window_moments(
     plan = plan_windows(spatial, roi_size, overlap, len(flips) * mc_samples)
     padded = pad_for_context(image.float(), plan.margin)
     weights = gaussian_importance_map(plan.roi_size, sigma_scale)
-    mean_sum = torch.zeros(padded.shape[2:], dtype=torch.float32)
-    var_sum = torch.zeros_like(mean_sum)
-    weight_sum = torch.zeros_like(mean_sum)
+    mean_sum = torch.zeros((channels, *padded.shape[2:]), dtype=torch.float32)
+    var_sum = torch.zeros(padded.shape[2:], dtype=torch.float32)
+    weight_sum = torch.zeros_like(var_sum)
     windows = patch_grid(tuple(padded.shape[2:]), plan.roi_size, overlap)
     clock = ProgressClock("denoise", len(windows), plan.samples_per_patch, progress)
     views = [dims for dims in flips for _ in range(mc_samples)]
@@ -93,18 +97,19 @@ def sliding_window_moments(
     for first in range(0, len(windows), group):
         chunk = windows[first:first + group]
         patches = [padded[(slice(None), slice(None), *window)].to(sw_device) for window in chunk]
-        outputs = _predict_views(patches, views, predictor, sw_batch_size,
+        outputs = _predict_views(patches, views, predictor, sw_batch_size, channels,
                                  lambda patch, done: _tick(clock, first + patch, done, should_stop))
         for window, stack in zip(chunk, outputs):
-            mean = stack.mean(dim=0)[0].float().cpu()
-            var = stack.var(dim=0, unbiased=False)[0].float().cpu() if stack.shape[0] > 1 else torch.zeros_like(mean)
-            mean_sum[window] += weights * mean
+            mean = stack.mean(dim=0).float().cpu()
+            var = (stack[:, 0].var(dim=0, unbiased=False).float().cpu() if stack.shape[0] > 1
+                   else torch.zeros_like(mean[0]))
+            mean_sum[(slice(None), *window)] += weights * mean
             var_sum[window] += weights * var
             weight_sum[window] += weights
     crop = tuple(slice(m, m + s) for m, s in zip(plan.margin, spatial))
-    mean_out = (mean_sum / weight_sum)[crop]
+    mean_out = (mean_sum / weight_sum)[(slice(None), *crop)]
     var_out = (var_sum / weight_sum)[crop]
-    return mean_out[None, None], var_out[None, None]
+    return mean_out[None], var_out[None, None]
 
 
 def _tick(clock: ProgressClock, patch: int, done: int, should_stop: StopCallback | None) -> None:
@@ -113,11 +118,11 @@ def _tick(clock: ProgressClock, patch: int, done: int, should_stop: StopCallback
     clock.report(patch, done)
 
 
-def _predict_views(patches, views, predictor, batch_size, on_done) -> list[torch.Tensor]:
+def _predict_views(patches, views, predictor, batch_size, channels, on_done) -> list[torch.Tensor]:
     """Every (patch, view) pair through the predictor in batches of ``batch_size``.
 
     A batch may span several patches (small TTA) or a part of one patch's views (large
-    TTA). Returns, per patch, the (S, 1, d, h, w) un-flipped outputs; ``on_done(patch, k)``
+    TTA). Returns, per patch, the (S, channels, d, h, w) un-flipped outputs; ``on_done(patch, k)``
     is called with 1-based patch numbers within ``patches`` as views finish.
     """
     pairs = [(p, dims) for p in range(len(patches)) for dims in views]
@@ -132,4 +137,8 @@ def _predict_views(patches, views, predictor, batch_size, on_done) -> list[torch
             outputs[p].append(undo_flip(predicted[i:i + 1], dims))
         last = chunk[-1][0]
         on_done(last + 1, len(outputs[last]))
-    return [torch.cat(stack, dim=0)[:, 0:1] for stack in outputs]
+    stacks = [torch.cat(stack, dim=0) for stack in outputs]
+    if stacks and stacks[0].shape[1] < channels:
+        raise ShapeError(rule_message("predictor output", f"must have >= {channels} channels (image + maps)",
+                                      tuple(stacks[0].shape), "Return the model's std map as channel 1."))
+    return [stack[:, :channels] for stack in stacks]
