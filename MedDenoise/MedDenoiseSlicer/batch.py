@@ -113,7 +113,8 @@ def _run_one(source: Path, denoised: Path, uncertainty: Path, result: FileResult
              launcher: WorkerLauncher, on_event) -> None:
     request = WorkerRequest(input_path=str(source), output_path=str(denoised), labels_path=str(uncertainty),
                             modality=settings.modality, tta=int(settings.tta), device=settings.device,
-                            model=settings.model or None, mc_dropout=int(settings.mc_dropout))
+                            model=settings.model or None, mc_dropout=int(settings.mc_dropout),
+                            uncertainty_source=settings.uncertainty_source)
     process = launcher.process(request)
     default_logger = ProgressLogger(source.name)
     done: list[Done] = []

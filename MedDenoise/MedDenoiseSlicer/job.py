@@ -62,6 +62,7 @@ class DenoiseSettings:
     device: str = "auto"
     model: str | None = None
     mc_dropout: int = 0
+    uncertainty_source: str = "tta"
 
 
 class WorkerLauncher:
@@ -330,7 +331,8 @@ class DenoiseJob(WorkerJob):
             input_path=input_path, output_path=str(folder / "denoised.nrrd"),
             labels_path=str(folder / "uncertainty_labels.nrrd") if self.with_labels else None,
             modality=self.settings.modality, tta=int(self.settings.tta), device=self.settings.device,
-            model=self.settings.model or None, mc_dropout=int(self.settings.mc_dropout))
+            model=self.settings.model or None, mc_dropout=int(self.settings.mc_dropout),
+            uncertainty_source=self.settings.uncertainty_source)
 
     def finish(self):
         """Turn a finished run into nodes.

@@ -19,9 +19,10 @@ from .adapt import DEFAULT_ADAPT_STEPS, AdaptJob, AdaptSettings, adapted_model_d
 from .batch import FileResult, denoise_files
 from .job import DenoiseJob, DenoiseSettings, WorkerLauncher
 from .modality import guess_node_modality
-from .models import ModelError, ModelInfo, default_model_name, read_card, shipped_models, verify_model
+from .models import (ModelError, ModelInfo, default_model_name, own_uncertainty_problem, read_card, shipped_models,
+                     verify_model)
 from .nodes import OutputNodes
-from .protocol import MODALITIES, UNCERTAINTY_METHODS
+from .protocol import MODALITIES, UNCERTAINTY_METHODS, UNCERTAINTY_SOURCES
 
 logger = logging.getLogger(__name__)
 
@@ -85,19 +86,16 @@ class DenoiseLogic:
 
     @staticmethod
     def mcDropoutSamples(uncertaintyMethod: str, samples: int = 8) -> int:
-        """Monte-Carlo dropout samples the engine gets for an uncertainty method.
+        """Monte-Carlo dropout samples the engine gets for an uncertainty method (0 for ``"tta"`` and ``"model"``).
 
         Raises
         ------
         ValueError
-            For an unknown method, or ``"model"`` (no shipped model has its own uncertainty output yet).
+            For an unknown method, or ``"mcdropout"`` with fewer than 2 samples.
         """
         if uncertaintyMethod not in UNCERTAINTY_METHODS:
             raise ValueError(f"uncertaintyMethod must be one of {UNCERTAINTY_METHODS}; got {uncertaintyMethod!r}. "
                              "Use 'tta' (spread over flips).")
-        if uncertaintyMethod == "model":
-            raise ValueError("uncertaintyMethod 'model' needs a model that outputs its own uncertainty; the engine "
-                             "and the shipped models do not provide one yet. Use 'tta' or 'mcdropout'.")
         if uncertaintyMethod == "mcdropout":
             if int(samples) < 2:
                 raise ValueError(f"MC dropout needs at least 2 samples; got {samples}. Use 8.")
@@ -110,13 +108,15 @@ class DenoiseLogic:
                      outputVolume=None, uncertaintyVolume=None, tempRoot: str | None = None) -> DenoiseJob:
         """Export ``volumeNode`` and start the worker; returns the running :class:`DenoiseJob`.
 
-        ``modality=None`` guesses it; ``uncertaintyMethod`` (``"tta"``/``"mcdropout"``), when
-        given, decides ``mcDropout`` (``"mcdropout"`` keeps ``mcDropout`` or uses 8).
+        ``modality=None`` guesses it; ``uncertaintyMethod`` (``"tta"``/``"mcdropout"``/``"model"``), when
+        given, decides ``mcDropout`` (``"mcdropout"`` keeps ``mcDropout`` or uses 8) and what the std map
+        shows (``"model"``: the model's own uncertainty, e.g. DUAL-NET's).
 
         Raises
         ------
         ValueError
-            Invalid input or choices (e.g. the output node is the input node).
+            Invalid input or choices (e.g. the output node is the input node, or ``"model"`` with a model
+            that has no uncertainty output of its own).
         """
         if volumeNode is None:
             raise ValueError("select an input volume.")
@@ -131,10 +131,7 @@ class DenoiseLogic:
             logger.info("MedDenoise: modality guessed as %s (%s)", modality, reason)
         if modality not in MODALITIES:
             raise ValueError(f"modality must be one of {MODALITIES}; got {modality!r}. Use e.g. 'mr'.")
-        if uncertaintyMethod is not None:
-            mcDropout = self.mcDropoutSamples(uncertaintyMethod, mcDropout or 8)
-        settings = DenoiseSettings(modality=modality, tta=int(tta), device=device, model=model or None,
-                                   mc_dropout=int(mcDropout))
+        settings = self._settings(modality, tta, device, model, mcDropout, uncertaintyMethod)
         job = DenoiseJob(volumeNode, settings, launcher=self.workerLauncher(), output_node=outputVolume,
                          labels_node=uncertaintyVolume, temp_root=tempRoot)
         return job.start()
@@ -169,8 +166,9 @@ class DenoiseLogic:
             Shipped model name or model directory; default the modality's shipped model.
         mcDropout : int
             Monte-Carlo dropout samples per flip (0 = off).
-        uncertaintyMethod : {"tta", "mcdropout"}, optional
-            Overrides ``mcDropout`` as in the panel.
+        uncertaintyMethod : {"tta", "mcdropout", "model"}, optional
+            Overrides ``mcDropout`` as in the panel; ``"model"`` shows the model's own uncertainty (a model
+            whose card says ``own_uncertainty``, e.g. DUAL-NET; a ValueError names the fix otherwise).
         outputVolume, uncertaintyVolume : optional
             Existing nodes to fill instead of new ``"<input> denoised"`` / ``"<input> uncertainty"``.
         wait : bool
@@ -206,20 +204,32 @@ class DenoiseLogic:
     # -- files -----------------------------------------------------------------------------------
     def denoiseFiles(self, inputPaths: Sequence[str], outputDir: str, *, modality: str | None = None, tta: int = 8,
                      device: str = "auto", model: str | None = None, mcDropout: int = 0,
-                     stopOnError: bool = False) -> list[FileResult]:
+                     uncertaintyMethod: str | None = None, stopOnError: bool = False) -> list[FileResult]:
         """Denoise files into ``outputDir`` (``<name>_denoised``, ``<name>_uncertainty``); progress is logged.
 
-        ``modality=None`` lets the engine guess each file. Returns one FileResult per input
-        (``.ok``, ``.denoised``, ``.uncertainty``, ``.report``, ``.error``).
+        ``modality=None`` lets the engine guess each file; ``uncertaintyMethod`` as in :meth:`denoise`.
+        Returns one FileResult per input (``.ok``, ``.denoised``, ``.uncertainty``, ``.report``, ``.error``).
         """
         if isinstance(inputPaths, (str, bytes)):
             inputPaths = [inputPaths]
         if modality is not None and modality not in MODALITIES:
             raise ValueError(f"modality must be one of {MODALITIES} or None (guess per file); got {modality!r}.")
-        settings = DenoiseSettings(modality=modality, tta=int(tta), device=device, model=model or None,
-                                   mc_dropout=int(mcDropout))
+        settings = self._settings(modality, tta, device, model, mcDropout, uncertaintyMethod)
         return denoise_files(list(inputPaths), outputDir, settings=settings, launcher=self.workerLauncher(),
                              stop_on_error=stopOnError)
+
+    def _settings(self, modality, tta, device, model, mcDropout, uncertaintyMethod) -> DenoiseSettings:
+        """The run's settings; ``uncertaintyMethod`` (when given) decides MC dropout and the std map's source."""
+        source = "tta"
+        if uncertaintyMethod is not None:
+            mcDropout = self.mcDropoutSamples(uncertaintyMethod, mcDropout or 8)
+            source = UNCERTAINTY_SOURCES[uncertaintyMethod]
+        if source == "model":
+            problem = own_uncertainty_problem(model or None, modality)
+            if problem:
+                raise ValueError(problem)
+        return DenoiseSettings(modality=modality, tta=int(tta), device=device, model=model or None,
+                               mc_dropout=int(mcDropout), uncertainty_source=source)
 
     # -- compare ---------------------------------------------------------------------------------
     def setForegroundOpacity(self, scene, opacity: float) -> int:

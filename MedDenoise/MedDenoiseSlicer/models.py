@@ -15,7 +15,7 @@ from MedDenoiseLib.errors import WeightsError as ModelError
 from MedDenoiseLib.model_files import CARD_NAME, INDEX_NAME, MODELS_ENV, WEIGHTS_NAME, models_root, read_card
 
 __all__ = ["CARD_NAME", "INDEX_NAME", "MODELS_ENV", "WEIGHTS_NAME", "ModelError", "ModelInfo", "default_model_name",
-           "models_root", "read_card", "shipped_models", "verify_model"]
+           "models_root", "own_uncertainty_problem", "read_card", "shipped_models", "verify_model"]
 
 
 @dataclass(frozen=True)
@@ -68,3 +68,20 @@ def shipped_models(modality: str | None = None) -> list[ModelInfo]:
 def default_model_name(modality: str) -> str | None:
     """The modality's default shipped model from ``index.json``, or None when there is none."""
     return model_files.default_models().get(modality)
+
+
+def own_uncertainty_problem(model: str | None, modality: str | None) -> str | None:
+    """Why ``model`` (None: the modality's default) cannot give its own uncertainty, or None when it can.
+
+    Read from the model card (``own_uncertainty``, written by the engine's ``save_model``); a model that
+    cannot be found here (or no model and no modality: guessed per file) is left to the worker, which
+    checks again and reports it with its own message.
+    """
+    found = model_files.find_model_card(model, modality)
+    if found is None or model_files.has_own_uncertainty(found[0]):
+        return None
+    card, directory = found
+    architecture = (card.get("architecture") or {}).get("name", "unknown")
+    return (f"uncertaintyMethod 'model' needs a model with its own uncertainty output; model "
+            f"{card.get('name', directory.name)!r} ({architecture}) has none. Use 'tta' or 'mcdropout', or choose "
+            "a DUAL-NET model.")

@@ -31,6 +31,8 @@ TTA_CHOICES = (1, 2, 4, 8)
 #: Uncertainty estimates: spread over TTA flips, Monte-Carlo dropout, or the model's own output.
 UNCERTAINTY_METHODS = ("tta", "mcdropout", "model")
 UNCERTAINTY_LABELS = {"tta": "TTA spread", "mcdropout": "MC dropout", "model": "Model's own"}
+#: The engine's ``--uncertainty-source`` value of each method.
+UNCERTAINTY_SOURCES = {"tta": "tta", "mcdropout": "mc_dropout", "model": "model"}
 #: Exit codes of ``meddenoise``: success, a MedDenoiseError, cancelled by SIGINT/SIGTERM.
 EXIT_OK, EXIT_ERROR, EXIT_CANCELLED = 0, 2, 130
 
@@ -57,6 +59,8 @@ class WorkerRequest:
         Shipped model name or model directory; None means the modality's default.
     mc_dropout : int
         Monte-Carlo dropout samples per flip (0 = off).
+    uncertainty_source : str
+        The engine's ``--uncertainty-source``: ``"tta"``, ``"mc_dropout"`` or ``"model"`` (the model's own std).
     """
 
     input_path: str
@@ -68,11 +72,15 @@ class WorkerRequest:
     device: str = "auto"
     model: str | None = None
     mc_dropout: int = 0
+    uncertainty_source: str = "tta"
 
     def __post_init__(self) -> None:
         if self.modality is not None and self.modality not in MODALITIES:
             raise ProtocolError(f"modality must be one of {MODALITIES} or None (guess); got {self.modality!r}. "
                                 "Pick the modality in the module panel, e.g. 'mr'.")
+        if self.uncertainty_source not in UNCERTAINTY_SOURCES.values():
+            raise ProtocolError(f"uncertainty_source must be one of {sorted(UNCERTAINTY_SOURCES.values())}; got "
+                                f"{self.uncertainty_source!r}. Use 'tta'.")
         if self.tta not in TTA_CHOICES:
             raise ProtocolError(f"tta must be one of {TTA_CHOICES}; got {self.tta!r}. Use 8 for the best quality.")
         if self.device not in DEVICES and not str(self.device).startswith("cuda:"):
@@ -160,6 +168,8 @@ def denoise_arguments(request: WorkerRequest) -> list[str]:
         args += ["--model", str(request.model)]
     if request.mc_dropout:
         args += ["--mc-dropout", str(int(request.mc_dropout))]
+    if request.uncertainty_source != "tta":
+        args += ["--uncertainty-source", request.uncertainty_source]
     if request.std_path:
         args += ["--uncertainty", request.std_path]
     if request.labels_path:

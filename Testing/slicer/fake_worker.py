@@ -48,6 +48,7 @@ def parse(argv):
     parser.add_argument("--modality", default=None)
     parser.add_argument("--model", default=None)
     parser.add_argument("--mc-dropout", type=int, default=0)
+    parser.add_argument("--uncertainty-source", default="tta")
     parser.add_argument("--progress", default="bar")
     return parser.parse_args(argv)
 
@@ -177,7 +178,8 @@ def main(argv=None) -> int:
                 time.sleep(0.05)
     written = write_outputs(args, mode)
     report = {"device": "cpu", "seconds": round(time.perf_counter() - started, 3), "model": "fake", "tta": args.tta,
-              "mc_dropout": args.mc_dropout, "backoff": ["fake back-off: batch 4 -> 2"], "modality": args.modality,
+              "mc_dropout": args.mc_dropout, "uncertainty_source": args.uncertainty_source,
+              "backoff": ["fake back-off: batch 4 -> 2"], "modality": args.modality,
               "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES")}
     emit({"event": "done", "outputs": written, "report": report})
     log("INFO", "wrote outputs")

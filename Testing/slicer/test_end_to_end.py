@@ -78,3 +78,19 @@ def test_selftest_helpers_build_a_loadable_tiny_model(tmp_path, scene):
     assert verify_model(folder).modality == "mr"
     node, array = selftest.tiny_volume()
     np.testing.assert_array_equal(slicer.util.arrayFromVolume(node), array)
+
+
+def test_real_engine_with_the_models_own_uncertainty(app, volume, tmp_path, monkeypatch):
+    """uncertaintyMethod 'model' with a (tiny) DUAL-NET: the worker blends the model's std map into the labels."""
+    from MedDenoiseLib.models.card import save_model
+    from MedDenoiseLib.testing import tiny_dualnet
+
+    model_dir = save_model(tiny_dualnet(), tmp_path / "mr_dual", {"name": "mr_dual", "modality": "mr"})
+    logic = DenoiseLogic(WorkerLauncher(python=sys.executable))
+    denoised, uncertainty, report = logic.denoise(volume, modality="mr", model=str(model_dir), tta=2, device="cpu",
+                                                  uncertaintyMethod="model", showResult=False)
+    assert report["uncertainty_source"] == "model" and report["model"] == "mr_dual"
+    for node in (denoised, uncertainty):
+        np.testing.assert_array_equal(nodes.ijk_to_ras(node), oblique_matrix())
+    labels = slicer.util.arrayFromVolume(uncertainty)
+    assert labels.dtype == np.uint8 and labels.max() <= 3

@@ -147,13 +147,15 @@ class TestCancelAndFailure:
 
 
 class TestValidation:
-    def test_invalid_choices_are_clear(self, volume, scene):
+    def test_invalid_choices_are_clear(self, volume, scene, tiny_models, monkeypatch):
+        monkeypatch.setenv("MEDDENOISE_MODELS", str(tiny_models))  # default MR model: a slab25d, no own uncertainty
         logic = DenoiseLogic(FakeLauncher())
         with pytest.raises(ValueError, match="modality"):
             logic.denoise(volume, modality="pet")
         with pytest.raises(ValueError, match="must differ from the input"):
             logic.denoise(volume, modality="mr", outputVolume=volume)
-        with pytest.raises(ValueError, match="does not provide|do not provide"):
+        with pytest.raises(ValueError, match="needs a model with its own uncertainty output; model 'mr_tiny' "
+                                             r"\(slab25d\) has none. Use 'tta' or 'mcdropout'"):
             logic.denoise(volume, modality="mr", uncertaintyMethod="model")
         with pytest.raises(ValueError, match="select an input"):
             logic.denoise(None)
@@ -167,9 +169,50 @@ class TestValidation:
 
     def test_mc_dropout_mapping(self):
         assert DenoiseLogic.mcDropoutSamples("tta", 8) == 0
+        assert DenoiseLogic.mcDropoutSamples("model", 8) == 0
         assert DenoiseLogic.mcDropoutSamples("mcdropout", 5) == 5
         with pytest.raises(ValueError, match="at least 2"):
             DenoiseLogic.mcDropoutSamples("mcdropout", 1)
+
+
+class TestOwnUncertainty:
+    @pytest.fixture()
+    def dual_models(self, tmp_path, monkeypatch):
+        """A models root with a tiny DUAL-NET (own uncertainty) as the MR default."""
+        pytest.importorskip("torch")
+        from MedDenoiseLib.models.card import save_model
+        from MedDenoiseLib.testing import tiny_dualnet
+
+        save_model(tiny_dualnet(), tmp_path / "models" / "mr_dual", {"name": "mr_dual", "modality": "mr"})
+        (tmp_path / "models" / "index.json").write_text('{"defaults": {"mr": "mr_dual"}}', encoding="utf-8")
+        monkeypatch.setenv("MEDDENOISE_MODELS", str(tmp_path / "models"))
+        return tmp_path / "models"
+
+    def test_model_method_reaches_the_worker(self, volume, dual_models):
+        launcher = FakeLauncher()
+        outputs = DenoiseLogic(launcher).denoise(volume, modality="mr", tta=2, device="cpu",
+                                                 uncertaintyMethod="model", mcDropout=8)
+        argv = launcher.commands[-1]
+        assert argv[argv.index("--uncertainty-source") + 1] == "model" and "--mc-dropout" not in argv
+        assert outputs.report["uncertainty_source"] == "model"
+        DenoiseLogic(launcher).denoise(volume, modality="mr", model=str(dual_models / "mr_dual"),
+                                       uncertaintyMethod="model")  # a model directory works too
+        assert "--uncertainty-source" in launcher.commands[-1]
+
+    def test_other_methods_keep_the_tta_source(self, volume, dual_models):
+        launcher = FakeLauncher()
+        DenoiseLogic(launcher).denoise(volume, modality="mr", tta=2, uncertaintyMethod="tta")
+        assert "--uncertainty-source" not in launcher.commands[-1]
+        DenoiseLogic(launcher).denoise(volume, modality="mr", tta=2, uncertaintyMethod="mcdropout", mcDropout=4)
+        argv = launcher.commands[-1]
+        assert argv[argv.index("--uncertainty-source") + 1] == "mc_dropout" and "--mc-dropout" in argv
+
+    def test_batch_files_take_the_method(self, tmp_path, volume, dual_models):
+        source = nodes.export_volume(volume, str(tmp_path / "in.nrrd"))
+        launcher = FakeLauncher()
+        results = DenoiseLogic(launcher).denoiseFiles([source], str(tmp_path / "out"), modality="mr",
+                                                      uncertaintyMethod="model")
+        assert results[0].ok and "--uncertainty-source" in launcher.commands[-1]
 
 
 def _alive(pid):

@@ -88,9 +88,16 @@ class TestCommand:
     def test_minimal_arguments_leave_modality_to_the_engine(self):
         args = denoise_arguments(WorkerRequest("in.nrrd", "out.nrrd"))
         assert "--modality" not in args and "--model" not in args and "--mc-dropout" not in args
+        assert "--uncertainty-source" not in args  # the engine's default, TTA spread
+
+    @pytest.mark.parametrize("source", ["mc_dropout", "model"])
+    def test_uncertainty_source_is_passed_on(self, source):
+        args = denoise_arguments(WorkerRequest("in.nrrd", "out.nrrd", uncertainty_source=source))
+        assert args[args.index("--uncertainty-source") + 1] == source
 
     @pytest.mark.parametrize("kwargs, match", [({"modality": "pet"}, "modality"), ({"tta": 3}, "tta"),
-                                               ({"device": "tpu"}, "device"), ({"mc_dropout": -1}, "mc_dropout")])
+                                               ({"device": "tpu"}, "device"), ({"mc_dropout": -1}, "mc_dropout"),
+                                               ({"uncertainty_source": "mcdropout"}, "uncertainty_source")])
     def test_invalid_requests(self, kwargs, match):
         with pytest.raises(ProtocolError, match=match):
             WorkerRequest("in.nrrd", "out.nrrd", **kwargs)
