@@ -1,4 +1,8 @@
-"""``meddenoise benchmark``: time denoising on synthetic volumes of given sizes (JSON out)."""
+"""``meddenoise benchmark``: time denoising on synthetic volumes of given sizes (JSON out).
+
+The JSON also gives the model's size and cost: trainable parameters and FLOPs of one forward pass
+on a ``--flops-patch`` patch (default 32 x 160 x 160, the inference patch), FLOPs counted as 2 x
+multiply-accumulates (``MedDenoiseLib.models.complexity``)."""
 
 from __future__ import annotations
 
@@ -13,6 +17,7 @@ import numpy as np
 import torch
 
 from ..models import count_parameters
+from ..models.complexity import PATCH_DHW, model_complexity
 from ..models.resolve import resolve_model
 from ..pipeline import InferenceOptions, denoise_volume
 from ..volume import Volume
@@ -30,6 +35,8 @@ def add_parser(sub) -> None:
     p.add_argument("--device", default="auto")
     p.add_argument("--baselines", default="", help="comma-separated classical methods timed on the same volumes "
                    "(e.g. median,nlm,bm4d); see `meddenoise evaluate`")
+    p.add_argument("--flops-patch", type=int, nargs=3, default=PATCH_DHW, metavar=("D", "H", "W"),
+                   help="patch whose forward-pass FLOPs are reported (default %(default)s)")
     p.add_argument("--out", type=Path, default=None, help="write the JSON here too")
     p.set_defaults(run=run)
 
@@ -61,7 +68,8 @@ def run(args) -> int:
                 logger.info("%s", json.dumps(results[-1]))
     payload = {"machine": {"platform": platform.platform(), "cpu_threads": torch.get_num_threads(),
                            "torch": torch.__version__, "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None},
-               "model": loaded.name, "parameters": count_parameters(loaded.network), "results": results}
+               "model": loaded.name, "parameters": count_parameters(loaded.network),
+               "complexity": model_complexity(loaded.network, tuple(args.flops_patch)), "results": results}
     text = json.dumps(payload, indent=1)
     print(text)
     if args.out:

@@ -26,3 +26,9 @@ def test_benchmark_json(tmp_path, monkeypatch, capsys):
         # seconds are rounded to 1 ms in the JSON: voxels/s must lie within that rounding
         assert voxels / (case["seconds"] + 5e-4) - 1 <= case["voxels_per_s"] <= voxels / (case["seconds"] - 5e-4) + 1
     assert payload["model"] == "mr_tiny" and payload["parameters"] > 0
+    complexity = payload["complexity"]
+    assert complexity["patch_dhw"] == [32, 160, 160] and complexity["parameters"] == payload["parameters"]
+    # the tiny slab25d (3 slices in, 2x2 space-to-depth, 8 features, 3 layers, no norm) by hand:
+    # 32 slices x 80 x 80 positions x (12*8 + 8*8 + 8*4) x 9 MACs, 2 FLOPs each
+    assert complexity["flops"] == 2 * 32 * 80 * 80 * (12 * 8 + 8 * 8 + 8 * 4) * 9
+    assert complexity["macs"] * 2 == complexity["flops"] and "2 x multiply-accumulates" in complexity["convention"]
