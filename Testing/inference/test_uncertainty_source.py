@@ -20,12 +20,7 @@ OBLIQUE = Geometry(spacing=(0.7, 0.9, 2.5), origin=(-12.5, 30.25, 7.0),
                    direction=tuple(np.array([[0.866025, -0.5, 0.0], [0.5, 0.866025, 0.0], [0.0, 0.0, 1.0]]).ravel()))
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def mr_volume(shape=(5, 30, 27), seed=0):

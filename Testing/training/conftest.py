@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import SimpleITK as sitk
-import torch
 
 
 def phantom(shape=(8, 40, 40), seed: int = 0) -> np.ndarray:
@@ -29,11 +28,9 @@ def write(path, array: np.ndarray, spacing=(1.0, 1.0, 2.0)) -> str:
 
 
 @pytest.fixture(autouse=True)
-def _one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
+def _one_thread(one_thread):
+    """Every training test runs with one torch thread (``one_thread`` in Testing/conftest.py)."""
     yield
-    torch.set_num_threads(previous)
 
 
 @pytest.fixture()
