@@ -1,4 +1,4 @@
-"""Entry point: ``meddenoise {denoise,demo,benchmark,train,models}``."""
+"""Entry point: ``meddenoise {denoise,demo,benchmark,train,adapt,calibrate,models,evaluate}``."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import logging
 import sys
 
 from ..errors import CancelledError, MedDenoiseError
-from . import adapt, benchmark, demo, denoise, evaluate, models, train
+from . import adapt, benchmark, calibrate, demo, denoise, evaluate, models, train
 
-SUBCOMMANDS = (denoise, demo, benchmark, train, adapt, models, evaluate)
+SUBCOMMANDS = (denoise, demo, benchmark, train, adapt, calibrate, models, evaluate)
 EXIT_ERROR, EXIT_CANCELLED = 2, 130
 
 

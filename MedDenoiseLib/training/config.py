@@ -16,6 +16,7 @@ import yaml
 from pydantic import Field, ValidationError, model_validator
 
 from ..errors import ConfigError, rule_message
+from ..io.regions import split_region
 from .config_sections import (
     Algorithm,
     AugmentConfig,
@@ -163,7 +164,8 @@ class TrainConfig(_Strict):
 
 
 def _key(path: str) -> str:
-    return str(Path(path).expanduser().resolve(strict=False))
+    """The file behind a data entry (a region ``file#y=0:100`` is still that file's patient)."""
+    return str(Path(split_region(path)[0]).expanduser().resolve(strict=False))
 
 
 def load_config(path: str | Path) -> TrainConfig:
