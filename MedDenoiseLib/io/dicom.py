@@ -1,20 +1,22 @@
 """Read DICOM: a series directory through GDCM series IDs, or a single ``.dcm`` file.
 
-Only reading lives here; voxels come back as a SimpleITK image (geometry from
-ImagePositionPatient/ImageOrientationPatient as GDCM sorts the slices) plus a few
-header entries for ``Volume.metadata``.
+Only reading lives here (writing a derived series: ``dicom_export.py``); voxels come back
+as a SimpleITK image (geometry from ImagePositionPatient/ImageOrientationPatient as GDCM
+sorts the slices) plus a few header entries for ``Volume.metadata``.
 """
 
 from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Callable, TypeVar
 
 import SimpleITK as sitk
 
 from ..errors import InputError, rule_message
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 #: DICOM tags copied into ``Volume.metadata`` (name -> SimpleITK "group|element" key).
 DICOM_TAGS = {
@@ -27,6 +29,15 @@ DICOM_TAGS = {
 
 def _tags(has_key, get_value) -> dict[str, str]:
     return {name: get_value(key).strip() for name, key in DICOM_TAGS.items() if has_key(key)}
+
+
+def gdcm_call(action: Callable[[], T], *, value: object, rule: str, fix: str, name: str = "path") -> T:
+    """Run ``action`` (a SimpleITK/GDCM call); its RuntimeError becomes an InputError ending in GDCM's words."""
+    try:
+        return action()
+    except RuntimeError as exc:
+        said = str(exc).strip()[-200:]
+        raise InputError(rule_message(name, rule, str(value), f"{fix} (GDCM said: {said}).")) from exc
 
 
 def read_dicom_series(directory: str | Path, *, series_uid: str | None = None) -> tuple[sitk.Image, dict[str, str]]:
@@ -53,6 +64,26 @@ def read_dicom_series(directory: str | Path, *, series_uid: str | None = None) -
         If the folder holds no DICOM series, ``series_uid`` is not among them, or GDCM
         cannot read the files.
     """
+    series_uid, files = series_file_names(directory, series_uid=series_uid)
+    reader = sitk.ImageSeriesReader()
+    reader.SetFileNames(files)
+    reader.MetaDataDictionaryArrayUpdateOn()
+    image = gdcm_call(reader.Execute, value=directory, rule="must hold a readable DICOM series",
+                      fix=f"Check the files of series {series_uid}")
+    return image, _tags(lambda key: reader.HasMetaDataKey(0, key), lambda key: reader.GetMetaData(0, key))
+
+
+def series_file_names(directory: str | Path, *, series_uid: str | None = None) -> tuple[str, list[str]]:
+    """The SeriesInstanceUID and slice files (in GDCM's order) of one series in ``directory``.
+
+    ``series_uid=None`` picks the series with the most files (ties: the smallest UID), as
+    :func:`read_dicom_series` does.
+
+    Raises
+    ------
+    InputError
+        If the folder holds no DICOM series, or ``series_uid`` is not among them.
+    """
     directory = Path(directory)
     if not any(p.is_file() for p in directory.iterdir()):
         raise InputError(
@@ -78,17 +109,7 @@ def read_dicom_series(directory: str | Path, *, series_uid: str | None = None) -
             rule_message("series_uid", f"must name a series in {directory}", series_uid,
                          f"Choose one of: {', '.join(sorted(files))}.")
         )
-    reader = sitk.ImageSeriesReader()
-    reader.SetFileNames(files[series_uid])
-    reader.MetaDataDictionaryArrayUpdateOn()
-    try:
-        image = reader.Execute()
-    except RuntimeError as exc:
-        raise InputError(
-            rule_message("path", "must hold a readable DICOM series", str(directory),
-                         f"Check the files of series {series_uid} (GDCM said: {str(exc).strip()[-200:]}).")
-        ) from exc
-    return image, _tags(lambda key: reader.HasMetaDataKey(0, key), lambda key: reader.GetMetaData(0, key))
+    return series_uid, list(files[series_uid])
 
 
 def read_dicom_file(path: str | Path) -> tuple[sitk.Image, dict[str, str]]:
@@ -109,11 +130,6 @@ def read_dicom_file(path: str | Path) -> tuple[sitk.Image, dict[str, str]]:
     reader = sitk.ImageFileReader()
     reader.SetFileName(str(path))
     reader.SetImageIO("GDCMImageIO")
-    try:
-        image = reader.Execute()
-    except RuntimeError as exc:
-        raise InputError(
-            rule_message("path", "must be a readable DICOM file", str(path),
-                         f"Check that the file is DICOM (GDCM said: {str(exc).strip()[-200:]}).")
-        ) from exc
+    image = gdcm_call(reader.Execute, value=path, rule="must be a readable DICOM file",
+                      fix="Check that the file is DICOM")
     return image, _tags(image.HasMetaDataKey, image.GetMetaData)
