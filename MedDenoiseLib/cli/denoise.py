@@ -8,6 +8,8 @@ from pathlib import Path
 
 from ..errors import ConfigError, rule_message
 from ..io import read_volume, write_volume
+from ..io.dicom_export import check_dicom_target, write_derived_series
+from ..io.dicom_tags import derivation_from_report, read_source_tags
 from ..io.sitk_io import WRITE_EXTENSIONS, file_extension
 from ..models.resolve import resolve_model
 from ..normalization import guess_modality
@@ -33,12 +35,19 @@ def add_parser(sub) -> None:
     p.add_argument("--channel", type=int, default=None, help="component/time point of a vector or 4D image")
     p.add_argument("--rgb-to-gray", action="store_true", help="convert RGB (ultrasound) to grey, BT.601")
     p.add_argument("--progress", choices=("bar", "json", "none"), default="bar")
+    p.add_argument("--dicom-out", type=Path, default=None,
+                   help="also write the denoised volume as a derived DICOM series (ImageType DERIVED\\SECONDARY, "
+                        "new Series UID) into this new folder or one without DICOM files; a DICOM input's "
+                        "patient and study are kept")
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     check_output_paths([args.output, args.uncertainty, args.uncertainty_labels])
+    if args.dicom_out is not None:
+        check_dicom_target(args.dicom_out)
     volume = read_volume(args.input, channel=args.channel, rgb_to_gray=args.rgb_to_gray)
+    source_tags = _dicom_source_tags(args, volume)
     modality = args.modality or _guess(volume)
     options = inference_options(args)
     loaded = resolve_model(args.model, modality)
@@ -51,8 +60,31 @@ def run(args: argparse.Namespace) -> int:
         if progress is not None:
             progress.close()
     written = write_outputs(result, args.output, args.uncertainty, args.uncertainty_labels, dtype=args.dtype)
+    if args.dicom_out is not None:
+        written.append(_write_dicom(result, args.dicom_out, source_tags, modality, written, dtype=args.dtype))
     _summary(result, written, args.progress == "json")
     return 0
+
+
+def _dicom_source_tags(args: argparse.Namespace, volume) -> dict | None:
+    """Patient/study tags of a DICOM input, read before the long run (None: not DICOM or no --dicom-out)."""
+    if args.dicom_out is None or not (args.input.is_dir() or file_extension(args.input) == ".dcm"):
+        return None
+    return read_source_tags(args.input, series_uid=volume.metadata.get("SeriesInstanceUID"))
+
+
+def _write_dicom(result: DenoiseResult, out_dir: Path, source_tags: dict | None, modality: str, written: list[Path],
+                 *, dtype: str) -> Path:
+    """The derived series, last: when it fails, the files written before it are removed too."""
+    integer_source = dtype == "source" and result.denoised.source_dtype.startswith(("int", "uint"))
+    try:
+        return write_derived_series(result.denoised, out_dir, source_tags=source_tags, modality=modality,
+                                    derivation_description=derivation_from_report(result.report),
+                                    quantization="round" if integer_source else "auto").directory
+    except BaseException:
+        for path in written:
+            path.unlink(missing_ok=True)
+        raise
 
 
 def _guess(volume) -> str:

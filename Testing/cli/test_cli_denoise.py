@@ -7,8 +7,14 @@ import pytest
 import SimpleITK as sitk
 
 from MedDenoiseLib.cli.main import EXIT_ERROR, main
+from MedDenoiseLib.io import read_volume
+from MedDenoiseLib.io.dicom_export import write_derived_series
+from MedDenoiseLib.io.dicom_tags import read_source_tags
 from MedDenoiseLib.models.resolve import MODELS_ENV
 from MedDenoiseLib.testing import write_tiny_models_root
+from MedDenoiseLib.volume import Geometry, Volume
+
+STUDY = "1.2.826.0.1.3680043.2.1125.6.1"
 
 
 @pytest.fixture()
@@ -79,3 +85,40 @@ def test_models_lists_architectures_and_shipped(models_dir, capsys):
     listing = json.loads(capsys.readouterr().out)
     assert {"cdae", "cae", "dncnn", "resunet", "slab25d"} <= set(listing["architectures"])
     assert listing["shipped"]["ct_tiny"]["modality"] == "ct"
+
+
+@pytest.fixture()
+def ct_series(tmp_path):
+    """A small int16 CT series with a patient and a study (written by the library's own writer)."""
+    rng = np.random.default_rng(0)
+    array = np.rint(rng.normal(40, 20, (4, 24, 26))).astype(np.int16)
+    volume = Volume(array, Geometry((0.7, 0.8, 3.0), (10.0, -20.0, 5.5), (0, 1, 0, -1, 0, 0, 0, 0, 1)))
+    tags = {"PatientID": "P-1", "PatientName": "Doe^John", "StudyInstanceUID": STUDY, "Modality": "CT"}
+    return write_derived_series(volume, tmp_path / "source", source_tags=tags, series_description="Abdomen",
+                                derivation_description="fixture")
+
+
+def test_dicom_out_files_the_result_into_the_source_study(tmp_path, models_dir, ct_series):
+    code = main(["denoise", str(ct_series.directory), str(tmp_path / "den.nrrd"), "--tta", "1", "--device", "cpu",
+                 "--dtype", "source", "--progress", "none", "--dicom-out", str(tmp_path / "derived")])
+    assert code == 0
+    back, source = read_volume(tmp_path / "derived"), read_volume(ct_series.directory)
+    assert back.shape == source.shape and back.geometry == source.geometry
+    np.testing.assert_array_equal(back.array, read_volume(tmp_path / "den.nrrd").array)  # --dtype source: rounded
+    assert back.metadata["StudyInstanceUID"] == STUDY and back.metadata["Modality"] == "CT"
+    assert back.metadata["SeriesInstanceUID"] != ct_series.series_instance_uid
+    assert back.metadata["SeriesDescription"] == "Abdomen denoised"
+    assert read_source_tags(tmp_path / "derived")["PatientName"] == "Doe^John"
+
+
+def test_dicom_out_into_the_source_folder_is_refused_before_any_work(tmp_path, models_dir, ct_series, caplog,
+                                                                    monkeypatch):
+    def must_not_run(*args, **kwargs):
+        raise AssertionError("inference started although --dicom-out is unusable")
+
+    monkeypatch.setattr("MedDenoiseLib.cli.denoise.denoise_volume", must_not_run)
+    files = sorted(ct_series.directory.iterdir())
+    assert main(["denoise", str(ct_series.directory), str(tmp_path / "den.nrrd"),
+                 "--dicom-out", str(ct_series.directory)]) == EXIT_ERROR
+    assert "must not already hold DICOM files" in caplog.text
+    assert sorted(ct_series.directory.iterdir()) == files and not (tmp_path / "den.nrrd").exists()
