@@ -100,6 +100,7 @@ class MedDenoiseWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.importModelButton.connect("clicked(bool)", self.onImportModel)
         self.ui.modelComboBox.connect("activated(int)", self.onModelChosen)
         self.ui.sideBySideButton.connect("clicked(bool)", self.onSideBySide)
+        self.ui.dicomExportButton.connect("clicked(bool)", self.onDicomExport)
         self.ui.adaptButton.connect("clicked(bool)", self.onAdaptButton)
         self.initializeParameterNode()
 
@@ -122,7 +123,7 @@ class MedDenoiseWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def onSceneStartClose(self, caller, event) -> None:
         self.cancelRun()
         self._lastOutputs = None
-        self.ui.sideBySideButton.enabled = False
+        self.ui.sideBySideButton.enabled = self.ui.dicomExportButton.enabled = False
         self.setParameterNode(None)
 
     def onSceneEndClose(self, caller, event) -> None:
@@ -283,7 +284,7 @@ class MedDenoiseWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                 return
             self._lastOutputs = result
             self.ui.statusLabel.text = format_report(result.report)
-            self.ui.sideBySideButton.enabled = True
+            self.ui.sideBySideButton.enabled = self.ui.dicomExportButton.enabled = True
             slicer.util.resetSliceViews()
 
     def cancelRun(self) -> None:
@@ -327,6 +328,15 @@ class MedDenoiseWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self.logic.showSideBySide(self._parameterNode.inputVolume, self._lastOutputs.denoised,
                                       self._lastOutputs.uncertainty)
             slicer.util.resetSliceViews()
+
+    def onDicomExport(self) -> None:
+        folder = qt.QFileDialog.getExistingDirectory(slicer.util.mainWindow(), _("New or empty folder for the series"))
+        if not folder or self._lastOutputs is None:
+            return
+        with slicer.util.tryWithErrorDisplay(_("DICOM export failed."), waitCursor=True):
+            series = self.logic.exportDicom(self._lastOutputs.denoised, folder, addToDatabase=True)
+            self._log(_("Exported {n} DICOM files (derived series {uid}) to {folder}").format(
+                n=len(series.files), uid=series.series_instance_uid, folder=folder))
 
 
 class MedDenoiseLogic(ScriptedLoadableModuleLogic, DenoiseLogic):

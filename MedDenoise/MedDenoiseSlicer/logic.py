@@ -17,6 +17,7 @@ from typing import Sequence
 from . import views
 from .adapt import DEFAULT_ADAPT_STEPS, AdaptJob, AdaptSettings, adapted_model_directory, default_models_directory
 from .batch import FileResult, denoise_files
+from .dicom_export import add_to_dicom_database, export_derived_series
 from .job import DenoiseJob, DenoiseSettings, WorkerLauncher
 from .modality import guess_node_modality
 from .models import (ModelError, ModelInfo, default_model_name, own_uncertainty_problem, read_card, shipped_models,
@@ -243,6 +244,23 @@ class DenoiseLogic:
     def showSideBySide(self, source, denoised, uncertainty=None) -> bool:
         """Original left (Red), denoised right (Yellow), linked."""
         return views.show_side_by_side(source, denoised, uncertainty)
+
+    # -- DICOM -----------------------------------------------------------------------------------
+    def exportDicom(self, denoisedVolume, outputDir: str, *, sourceVolume=None, seriesDescription: str | None = None,
+                    addToDatabase: bool = False):
+        """Write a denoised output as a derived DICOM series in the source's study; returns its ``DerivedSeries``.
+
+        ImageType DERIVED\\SECONDARY, new Series/SOP Instance UIDs, the model and its sha256 in
+        DerivationDescription; patient/study from the source's DICOM file or subject hierarchy.
+        ``outputDir`` must be new or hold no DICOM files (the source series is never touched);
+        ``addToDatabase`` indexes the series in Slicer's DICOM database. Raises ValueError or the
+        engine's InputError/ConfigError with a fix.
+        """
+        written = export_derived_series(denoisedVolume, outputDir, source_node=sourceVolume,
+                                        series_description=seriesDescription)
+        if addToDatabase:
+            add_to_dicom_database(str(written.directory))
+        return written
 
     # -- adapt -----------------------------------------------------------------------------------
     def adaptedModelsDirectory(self) -> str:

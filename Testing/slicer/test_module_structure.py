@@ -114,7 +114,7 @@ class TestUiFile:
         assert {"inputSelector", "modalityComboBox", "modelComboBox", "importModelButton", "ttaComboBox",
                 "uncertaintyMethodComboBox", "deviceComboBox", "outputSelector", "uncertaintySelector", "applyButton",
                 "progressBar", "logTextEdit", "opacitySlider", "adaptButton", "statusLabel",
-                "sideBySideButton"} <= names
+                "sideBySideButton", "dicomExportButton"} <= names
 
     def test_mrml_widgets_get_the_scene(self):
         connections = {(c.findtext("sender"), c.findtext("signal"), c.findtext("receiver"), c.findtext("slot"))
