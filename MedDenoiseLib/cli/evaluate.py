@@ -5,6 +5,10 @@ Simulated noise on clean held-out images (the default protocol)::
     meddenoise evaluate --data FILE_OR_DIR ... --modality mr --noise 5,10,15 \\
         --methods noisy,model:mr_slab25d,bm4d,nlm,median --out REPORT_DIR [--fidelity]
 
+The shipped-models page from one report per modality (writes ``docs/models.md``)::
+
+    meddenoise evaluate --protocol models-table --reports docs/evaluation/*_heldout --doc docs/models.md
+
 Seed-paper reproductions (write ``docs/reproductions.md``)::
 
     meddenoise evaluate --protocol all --data-root ../shared/data --out runs/reproductions \\
@@ -23,7 +27,7 @@ from ..errors import ConfigError, rule_message
 
 logger = logging.getLogger("meddenoise")
 
-PROTOCOLS = ("simulate", "gondara2016", "nit_raipur", "dualnet", "all")
+PROTOCOLS = ("simulate", "gondara2016", "nit_raipur", "dualnet", "all", "models-table")
 
 
 def add_parser(sub) -> None:
@@ -52,7 +56,9 @@ def add_parser(sub) -> None:
     p.add_argument("--fidelity", action="store_true",
                    help="add the clinical fidelity section (NPS, TTF, HU bias, lesions, calibration; docs/fidelity.md)")
     p.add_argument("--bootstrap", type=int, default=9999, help="bootstrap resamples for confidence intervals")
-    p.add_argument("--out", type=Path, required=True, help="report directory (report.json, report.md, figures/)")
+    p.add_argument("--out", type=Path, default=None, help="report directory (report.json, report.md, figures/)")
+    p.add_argument("--reports", nargs="+", type=Path, default=None,
+                   help="models-table: report.json files or report directories (one per modality)")
     p.add_argument("--data-root", type=Path, default=Path("../shared/data"), help="reproductions: shared data folder")
     p.add_argument("--epochs", type=int, default=None, help="reproductions: training epochs (paper: 100)")
     p.add_argument("--images-per-volume", type=int, default=None, help="reproductions: training slices per volume")
@@ -104,6 +110,11 @@ def build_config(args):
 
 
 def run(args) -> int:
+    if args.protocol == "models-table":
+        return _models_table(args)
+    if args.out is None:
+        raise ConfigError(rule_message("--out", "is required for this protocol", None,
+                                       "Pass --out REPORT_DIR (it is created)."))
     if args.protocol != "simulate":
         from ..evaluation.config import parse_size_xyz
         from ..evaluation.reproductions import run_reproductions
@@ -141,4 +152,20 @@ def run(args) -> int:
     command = f"meddenoise evaluate --config {shlex.quote(str(config_path))} --out {shlex.quote(str(args.out))}"
     paths = write_report(result, args.out, command=command)
     logger.info("report: %s", paths["markdown"])
+    return 0
+
+
+def _models_table(args) -> int:
+    from ..evaluation.models_table import load_reports, models_markdown
+
+    if not args.reports or args.doc is None:
+        raise ConfigError(rule_message("--reports / --doc", "are required for --protocol models-table",
+                                       (args.reports, args.doc),
+                                       "Pass --reports docs/evaluation/*_heldout --doc docs/models.md."))
+    reports = load_reports(args.reports)
+    command = "meddenoise evaluate --protocol models-table --reports " + " ".join(
+        shlex.quote(str(p)) for p in args.reports) + f" --doc {shlex.quote(str(args.doc))}"
+    args.doc.parent.mkdir(parents=True, exist_ok=True)
+    args.doc.write_text(models_markdown(reports, command=command), encoding="utf-8")
+    logger.info("wrote %s", args.doc)
     return 0

@@ -97,5 +97,5 @@ def calibrate_model(model_dir: str | Path, *, levels: Sequence[float], data: Seq
 
 def _write_card(path: Path, card: dict) -> None:
     temporary = path.with_suffix(".json.tmp")
-    temporary.write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
+    temporary.write_text(json.dumps(card, indent=2, sort_keys=True), encoding="utf-8")
     temporary.replace(path)

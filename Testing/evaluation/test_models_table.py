@@ -1,0 +1,89 @@
+"""docs/models.md generation: bars checked against hand-made report numbers, calibration rows, CLI."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from MedDenoiseLib.cli.main import main
+from MedDenoiseLib.evaluation.models_table import load_reports, models_markdown
+from MedDenoiseLib.testing import write_tiny_models_root
+
+
+def _summary(table: dict) -> list[dict]:
+    rows = []
+    for (method, level), (psnr, ssim) in table.items():
+        rows += [{"metric": "psnr", "level": level, "method": method, "mean": psnr},
+                 {"metric": "ssim", "level": level, "method": method, "mean": ssim}]
+    return rows
+
+
+def _report(modality: str = "mr", fidelity: dict | None = None) -> dict:
+    table = {("noisy", 3.0): (30.0, 0.70), ("model:m", 3.0): (36.0, 0.90), ("bm4d", 3.0): (34.0, 0.91),
+             ("dipy_nlm", 3.0): (33.0, 0.85),
+             ("noisy", 9.0): (22.0, 0.40), ("model:m", 9.0): (29.0, 0.80), ("bm4d", 9.0): (28.0, 0.78),
+             ("dipy_nlm", 9.0): (27.0, 0.70)}
+    return {"config": {"modality": modality, "levels": [3.0, 9.0]}, "command": "meddenoise evaluate --config c.yaml",
+            "cases": [{"name": "brain", "shape_zyx": [4, 8, 8]}],
+            "methods": [{"name": n} for n in ("noisy", "model:m", "bm4d", "dipy_nlm")],
+            "summary": _summary(table), "timing": [{"method": "model:m", "mean_seconds": 2.0, "voxels_per_s": 128.0}],
+            "fidelity": fidelity, "_path": "r.json"}
+
+
+def _lines_with(text: str, needle: str) -> list[str]:
+    return [line for line in text.splitlines() if needle in line]
+
+
+def test_bars_use_the_measured_gaps(tmp_path):
+    page = models_markdown([_report()], command="cmd", root=write_tiny_models_root(tmp_path))
+    bm4d = _lines_with(page, "| bm4d |")
+    # level 3: 36 - 34 = 2.00 dB >= 1.5 but SSIM 0.90 < 0.91 -> not met; level 9: 29 - 28 = 1.00 < 1.5 -> not met
+    assert "| 3 | bm4d | 2.00 | +1.5 | -0.010 | **no** |" in bm4d
+    assert "| 9 | bm4d | 1.00 | +1.5 | 0.020 | **no** |" in bm4d
+    assert "| 3 | dipy_nlm | 3.00 | +1.5 | 0.050 | yes |" in page
+    # lowest noise = highest noisy PSNR = level 3; best baseline there is bm4d (34): 36 - 34 = 2 >= 0
+    assert "| 3 (lowest noise) | best baseline (bm4d) | 2.00 | ≥ 0 | – | yes |" in page
+    assert "| model:m | 36.00 / 0.900 | 29.00 / 0.800 |" in page
+
+
+def test_best_baseline_bar_for_ultrasound(tmp_path):
+    page = models_markdown([_report("us")], command="cmd", root=write_tiny_models_root(tmp_path))
+    assert "| 9 | best baseline (bm4d) | 1.00 | +1 | 0.020 | yes |" in page
+
+
+def test_calibration_rows_and_verdicts(tmp_path):
+    fidelity = {"level": 3.0, "summary": [{"method": "model:m", "calibration_coverage": 0.75,
+                                           "calibration_spearman": 0.4, "calibration_source": "tta"}],
+                "verdicts": [{"method": "model:m", "lines": ["texture kept", "HU unbiased"]}]}
+    page = models_markdown([_report(fidelity=fidelity)], command="cmd", root=write_tiny_models_root(tmp_path))
+    assert "| model:m | tta | 75.0 % | 0.400 | **no** |" in page
+    assert "- `model:m`: texture kept; HU unbiased" in page
+    assert "(no calibration" in models_markdown([_report()], command="cmd", root=write_tiny_models_root(tmp_path))
+
+
+def test_cli_writes_the_page(tmp_path, monkeypatch):
+    monkeypatch.setenv("MEDDENOISE_MODELS", str(write_tiny_models_root(tmp_path / "models")))
+    report = _report()
+    report.pop("_path")
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "report.json").write_text(json.dumps(report), encoding="utf-8")
+    doc = tmp_path / "docs" / "models.md"
+    assert main(["evaluate", "--protocol", "models-table", "--reports", str(tmp_path / "run"), "--doc", str(doc)]) == 0
+    text = doc.read_text(encoding="utf-8")
+    assert "`mr_tiny`" in text and "--protocol models-table" in text
+    assert load_reports([tmp_path / "run"])[0]["_path"].endswith("report.json")
+
+
+def test_cli_refuses_missing_reports(tmp_path):
+    assert main(["evaluate", "--protocol", "models-table", "--doc", str(tmp_path / "m.md")]) == 2
+
+
+def test_simulate_needs_out(caplog):
+    assert main(["evaluate", "--data", "x.nii.gz", "--modality", "mr"]) == 2
+    assert "--out is required" in caplog.text
+
+
+@pytest.fixture(autouse=True)
+def _quiet_logs(caplog):
+    caplog.set_level("ERROR")
