@@ -25,10 +25,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..errors import InputError
 from ..metrics.image import ArrayLike
 from ._arrays import as_volume, check_spacing
 from .lesions import Lesion, draw_lesions, insert_lesions
-from .rois import UniformROIs, find_uniform_rois
+from .rois import UniformROIs, default_roi_size, find_uniform_rois
 from .ttf import DiscInsert
 
 logger = logging.getLogger(__name__)
@@ -117,6 +118,24 @@ def _signed_disc(clean: np.ndarray, disc: DiscInsert, spacing: tuple[float, floa
     return None
 
 
+def _uniform_rois(volume: np.ndarray, roi_size: int | None) -> tuple[UniformROIs, list[str]]:
+    """Uniform ROIs inside the foreground; smaller tiles, then any tiles, where none fit (speckle, small images)."""
+    try:
+        return find_uniform_rois(volume, size=roi_size), []
+    except InputError:
+        pass
+    size = max(8, (roi_size or default_roi_size(volume.shape)) // 2)
+    try:
+        rois = find_uniform_rois(volume, size=size)
+        note = f"no foreground tile of the default size: uniform ROIs of {size} voxels"
+    except InputError:
+        rois = find_uniform_rois(volume, size=size, foreground=False)
+        note = (f"no tile of {size} voxels lies wholly inside the foreground (e.g. speckle reaches the background "
+                "level): ROIs chosen among all tiles")
+    logger.warning(note)
+    return rois, [note]
+
+
 def build_phantom(clean: ArrayLike, *, modality: str, generator: np.random.Generator,
                   spacing_zyx: tuple[float, float, float] | None = None, n_lesions: int = 4,
                   roi_size: int | None = None) -> FidelityPhantom:
@@ -144,14 +163,15 @@ def build_phantom(clean: ArrayLike, *, modality: str, generator: np.random.Gener
     """
     volume = as_volume("clean", clean)
     spacing = check_spacing(spacing_zyx)
-    rois = find_uniform_rois(volume, size=roi_size)
+    rois, notes = _uniform_rois(volume, roi_size)
     lesion_contrast, disc_contrast = _signal_scale(volume, modality)
-    smoother_half = find_uniform_rois(volume, size=rois.size, fraction=0.5)
+    smoother_half = find_uniform_rois(volume, size=rois.size, fraction=0.5, foreground=rois.foreground_threshold > -np.inf)
     disc, footprint = _place_disc(volume, smoother_half, rois, spacing, disc_contrast, generator)
     exclude = np.broadcast_to(footprint if disc is not None else np.zeros_like(footprint), volume.shape)
     lesions = draw_lesions(volume, rois, n=n_lesions, generator=generator, radius_mm=LESION_RADIUS_MM,
                            contrast=lesion_contrast, spacing_zyx=spacing, exclude=exclude)
-    notes = [] if len(lesions) == n_lesions else [f"{len(lesions)} of {n_lesions} lesions fit in the uniform regions"]
+    if len(lesions) != n_lesions:
+        notes.append(f"{len(lesions)} of {n_lesions} lesions fit in the uniform regions")
     inserted = insert_lesions(volume, lesions, spacing_zyx=spacing)
     if disc is None:
         notes.append("no room for the TTF disc: TTF not measured")
