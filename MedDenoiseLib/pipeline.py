@@ -143,15 +143,16 @@ def denoise_volume(volume: Volume, model: LoadedModel | nn.Module, *, modality: 
     (mean, var), used = run_with_backoff(run, settings, events)
     denoised = norm.inverse(mean[0, 0].numpy()).astype(np.float32)
     spread = mean[0, 1].numpy() if own else np.sqrt(var[0, 0].numpy())  # normalised units either way
-    std_scale, std_meaning = std_scale_for(card, options.tta, options.uncertainty_source)
-    std = (spread * (norm.scale * std_scale)).astype(np.float32)
+    std_scale, std_meaning = std_scale_for(card, options.tta, options.uncertainty_source, options.mc_dropout)
+    raw_std = (spread * norm.scale).astype(np.float32)
+    std = (raw_std * std_scale).astype(np.float32)
     sigma = residual_noise_sigma(source, denoised)
-    labels = uncertainty_labels(regional_std(std), sigma, options.thresholds)
+    labels = uncertainty_labels(regional_std(raw_std), sigma, options.thresholds)  # thresholds are set on the raw spread
     plan = plan_windows(tuple(source.shape), used.roi_size, options.overlap, options.tta * max(1, options.mc_dropout))
     report = _report(options, card, norm, used, plan.patches, events, sigma, started)
     report.update(std_scale=std_scale, std_meaning=std_meaning)
-    logger.info("denoised %s on %s in %.1f s (%d patches x %d views)", source.shape, used.device,
-                report["seconds"], plan.patches, plan.samples_per_patch)
+    logger.info("denoised %s on %s in %.1f s (%d patches x %d views); std: %s", source.shape, used.device,
+                report["seconds"], plan.patches, plan.samples_per_patch, std_meaning)
     return DenoiseResult(_derived(volume, denoised, "denoised"), _derived(volume, std, "uncertainty std", "float32"),
                          _derived(volume, labels, "uncertainty labels", "uint8"), sigma, report)
 

@@ -63,11 +63,14 @@ def fit_std_scale(error: np.ndarray, std: np.ndarray, *, target: float = 0.9,
     return float(ratios[max(index, 0)] / factor)
 
 
-def std_scale_for(card: dict[str, Any], tta: int, source: str = "tta") -> tuple[float, str]:
+def std_scale_for(card: dict[str, Any], tta: int, source: str = "tta", mc_dropout: int = 0) -> tuple[float, str]:
     """(scale, description) the card records for ``tta`` flips and this uncertainty ``source``.
 
-    Models without a fitted scale get 1.0 and a description saying the std is the raw spread.
+    Scales are fitted without Monte-Carlo dropout; runs with it, and models without a fitted
+    scale, get 1.0 and a description saying the std is the raw spread.
     """
+    if mc_dropout > 0:
+        return 1.0, f"raw {source} spread over flips and {mc_dropout} MC-dropout samples (not calibrated)"
     record = card.get(CARD_KEY) or {}
     scales = (record.get("scales") or {}).get(source) or {}
     value = scales.get(str(int(tta)))

@@ -13,8 +13,10 @@ computed on ``regional_std``: the root-mean-square of the std over an in-plane G
 neighbourhood (sigma 2 voxels). The exported std map stays per voxel. The defaults
 (0.25, 0.3, 0.4) were chosen on the demo (shipped MR model, 8 flips, held-out brain MR,
 Rician 5 %): there the regional std has median 0.22, 85th percentile 0.26 and 99th
-percentile 0.33 of the noise std, so about 80 % of voxels stay transparent. TTA spread is
-a relative indicator, not a calibrated error bar (on that demo |error| <= 2 std held for
+percentile 0.33 of the noise std, so about 80 % of voxels stay transparent. The labels are
+therefore computed on the *raw* spread; the exported std map is the calibrated one (the raw
+spread times the model card's fitted scale, :mod:`MedDenoiseLib.uncertainty_calibration`),
+since raw TTA spread under-states the error (on that demo |error| <= 2 raw std held for
 49 % of voxels).
 """
 

@@ -174,6 +174,9 @@ def export_derived_series(volume_node, out_dir: str, *, source_node=None, series
     volume = node_volume(volume_node)
     source = source_node or volume_node.GetNodeReference(SOURCE_REFERENCE_ROLE)
     tags = source_tags(source, file_for_instance=file_for_instance)
+    if volume_node.GetParentTransformNode() is not None and tags.pop("FrameOfReferenceUID", None):
+        logger.info("MedDenoise: %r is transformed: the series gets a new frame of reference, not the source's",
+                    volume_node.GetName())
     report = json.loads(volume_node.GetAttribute(REPORT_ATTRIBUTE) or "{}")
     modality = tags.get("Modality") or (dicom_modality(source) if source is not None else "") or \
         report.get("normalization", {}).get("modality")

@@ -77,6 +77,11 @@ def _write_dicom(result: DenoiseResult, out_dir: Path, source_tags: dict | None,
                  *, dtype: str) -> Path:
     """The derived series, last: when it fails, the files written before it are removed too."""
     integer_source = dtype == "source" and result.denoised.source_dtype.startswith(("int", "uint"))
+    values = result.denoised.array
+    if integer_source and (float(values.min()) < -32768 or float(values.max()) > 32767):
+        logger.warning("denoised values exceed int16: the DICOM series stores them with a rescale slope instead "
+                       "of the source's whole units")
+        integer_source = False
     try:
         return write_derived_series(result.denoised, out_dir, source_tags=source_tags, modality=modality,
                                     derivation_description=derivation_from_report(result.report),

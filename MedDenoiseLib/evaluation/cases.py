@@ -35,6 +35,9 @@ class Case:
     clean: np.ndarray
     geometry: Geometry
     crop: list[list[int]] | None = None  # [[z0, z1], [y0, y1], [x0, x1]] in the file's voxels
+    context: np.ndarray | None = None
+    """With a crop: the crop's slices at full in-plane size, for noise that depends on the whole
+    cross-section (projection-domain CT: attenuation along every ray through the body)."""
 
     def describe(self) -> dict:
         """JSON-ready description for the report."""
@@ -56,7 +59,7 @@ def expand_data(items: list[str]) -> list[str]:
                                               str(path), "Point --data at the folder holding the files."))
             entries.extend(str(p) for p in found)
         elif path.is_file():
-            entries.append(str(item))
+            entries.append(str(path) + (f"#{region.text()}" if region is not None else ""))
         else:
             raise InputError(rule_message("data", "must name existing files or directories", str(path),
                                           "Check the path (relative paths start from the current directory)."))
@@ -100,16 +103,17 @@ def load_cases(data: list[str], *, crop: tuple[int, int, int] | None = None) -> 
     for entry in expand_data(data):
         volume = read_region(entry)
         clean = as_float(volume)
-        window = None
+        window, context = None, None
         if crop is not None:
             slices = foreground_crop(clean, crop)
+            context = np.ascontiguousarray(clean[slices[0]], dtype=np.float32)
             clean = np.ascontiguousarray(clean[slices])
             window = [[s.start, s.stop] for s in slices]
         name = case_name(entry)
         if float(clean.max()) == float(clean.min()):
             raise InputError(rule_message(f"case {name}", "must not be constant (after cropping)",
                                           float(clean.min()), "Use a larger crop or another file."))
-        cases.append(Case(name, entry, clean.astype(np.float32, copy=False), volume.geometry, window))
+        cases.append(Case(name, entry, clean.astype(np.float32, copy=False), volume.geometry, window, context))
         logger.info("case %s: %s voxels (z, y, x)%s", name, clean.shape, f", crop {window}" if window else "")
     return cases
 

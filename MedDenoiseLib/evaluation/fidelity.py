@@ -49,6 +49,8 @@ def _std_source(method, out: MethodOutput) -> str | None:
     """What the method's std map shows, for the calibration line (the model run's TTA spread)."""
     if out.uncertainty is None:
         return None
+    if out.info.get("std_meaning"):
+        return str(out.info["std_meaning"]).split(", fitted")[0]  # e.g. "tta spread x 2.99"
     source = out.info.get("uncertainty_source", "tta")
     tta = out.info.get("tta") or getattr(method, "tta", None)
     return f"TTA spread, {tta} flips" if source == "tta" and tta else f"{source} uncertainty map"

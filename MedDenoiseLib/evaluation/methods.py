@@ -95,7 +95,7 @@ class ModelMethod:
         started = time.perf_counter()
         result = denoise_volume(Volume(noisy, geometry=geometry), self.loaded, modality=self.modality, options=options)
         seconds = time.perf_counter() - started
-        info = {k: result.report.get(k) for k in ("device", "patches", "tta", "noise_sigma")}
+        info = {k: result.report.get(k) for k in ("device", "patches", "tta", "noise_sigma", "std_scale", "std_meaning")}
         return MethodOutput(result.denoised.array.astype(np.float32), seconds, result.uncertainty.array, info)
 
     def describe(self) -> dict:

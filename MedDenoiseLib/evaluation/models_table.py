@@ -19,8 +19,10 @@ from ..model_files import models_root, read_card
 
 __all__ = ["BARS", "load_reports", "models_markdown"]
 
-#: The quality bars (dB over the named reference) per modality, from issue 5.
+#: The quality bars (dB over the named reference) per modality, from issue 5; MR also needs SSIM not lower.
 BARS = {"mr": {"bm4d": 1.5, "dipy_nlm": 1.5}, "ct": {"bm4d": 1.5}, "us": {"best": 1.0}, "xr": {"best": 1.0}}
+SSIM_NOT_LOWER = ("mr",)
+CT_BIAS_LIMIT_HU = 2.0
 NON_BASELINES = ("noisy",)
 
 
@@ -74,7 +76,8 @@ def _best_baseline(report: dict, level: float, baselines: list[str]) -> tuple[st
 def _bar_rows(report: dict, model: str, baselines: list[str]) -> list[str]:
     modality = report["config"]["modality"]
     levels = report["config"]["levels"]
-    lines = ["| level | reference | model − reference (dB) | bar (dB) | SSIM model − reference | met |",
+    lines = ["| level | reference | model − reference (dB) | bar (dB) | SSIM model − reference"
+             f"{' (must be ≥ 0)' if modality in SSIM_NOT_LOWER else ''} | met |",
              "|---|---|---|---|---|---|"]
     for level in levels:
         for reference, need in BARS.get(modality, {}).items():
@@ -82,15 +85,29 @@ def _bar_rows(report: dict, model: str, baselines: list[str]) -> list[str]:
                            else (reference, _mean(report, "psnr", level, reference)))
             gap = _mean(report, "psnr", level, model) - value
             ssim_gap = _mean(report, "ssim", level, model) - _mean(report, "ssim", level, name)
-            met = "yes" if gap >= need and not ssim_gap < 0 else "**no**"
+            ssim_ok = ssim_gap >= 0 if modality in SSIM_NOT_LOWER else True
+            met = "yes" if math.isfinite(gap) and gap >= need and ssim_ok else "**no**"
             label = f"best baseline ({name})" if reference == "best" else name
             lines.append(f"| {level:g} | {label} | {_fmt(gap)} | +{need:g} | {_fmt(ssim_gap, 3)} | {met} |")
     lowest = _lowest_noise_level(report)
     name, value = _best_baseline(report, lowest, baselines)
     gap = _mean(report, "psnr", lowest, model) - value
     lines.append(f"| {lowest:g} (lowest noise) | best baseline ({name}) | {_fmt(gap)} | ≥ 0 | – | "
-                 f"{'yes' if gap >= 0 else '**no**'} |")
+                 f"{'yes' if math.isfinite(gap) and gap >= 0 else '**no**'} |")
+    if modality == "ct":
+        lines += ["", _ct_bias_line(report, model)]
     return lines
+
+
+def _ct_bias_line(report: dict, model: str) -> str:
+    """The CT bar's HU bias in soft tissue, from the fidelity section (uniform ROIs of the clean image)."""
+    rows = [r for r in (report.get("fidelity") or {}).get("summary") or [] if r.get("method") == model]
+    bias = rows[0].get("bias_value") if rows else None
+    if bias is None or not math.isfinite(bias):
+        return f"HU bias of `{model}`: not measured (run with `--fidelity`)."
+    met = "met" if abs(bias) < CT_BIAS_LIMIT_HU else "**not met**"
+    return (f"HU bias of `{model}` in uniform soft-tissue ROIs at level {report['fidelity']['level']:g}: "
+            f"{bias:+.2f} HU (bar: |bias| < {CT_BIAS_LIMIT_HU:g} HU, {met}).")
 
 
 def _lowest_noise_level(report: dict) -> float:

@@ -60,12 +60,24 @@ def noise_seed(seed: int, case_index: int, level_index: int) -> int:
 
 
 def simulate_case_noise(case: Case, modality: str, level: float, seed: int, *, fast: bool) -> np.ndarray:
-    """The modality's physics noise at ``level`` on ``case.clean`` (float32, same shape)."""
+    """The modality's physics noise at ``level`` on ``case.clean`` (float32, same shape).
+
+    Projection-domain CT noise depends on the attenuation along each ray, i.e. on the whole
+    cross-section: a cropped case is put back into its full slices (``case.context``), noised
+    there, and cropped again, so a crop gets the noise of the patient, not of a small object.
+    """
     options = {"pixel_size_mm": float(case.geometry.spacing[0])} if modality == "ct" else {}
     generator = torch.Generator().manual_seed(seed)
-    noisy = simulate_noise(modality, torch.from_numpy(case.clean), level=level, generator=generator, fast=fast,
-                           **options)
-    return noisy.numpy().astype(np.float32)
+    image, inplane = case.clean, None
+    if modality == "ct" and not fast and case.context is not None and case.crop is not None:
+        inplane = tuple(slice(a, b) for a, b in case.crop[1:])
+        image = case.context.copy()
+        image[(slice(None), *inplane)] = case.clean
+    noisy = simulate_noise(modality, torch.from_numpy(image), level=level, generator=generator, fast=fast,
+                           **options).numpy()
+    if inplane is not None:
+        noisy = noisy[(slice(None), *inplane)]
+    return np.ascontiguousarray(noisy, dtype=np.float32)
 
 
 def _ssim_dims(shape: tuple[int, ...]) -> int | None:

@@ -24,6 +24,7 @@ from .sitk_io import read_volume
 __all__ = ["Region", "split_region", "read_region", "crop_volume", "regions_overlap"]
 
 _AXES = ("z", "y", "x")
+_REGION_START = re.compile(r"^\s*[zyx]\s*=")
 _RANGE = re.compile(r"^\s*([zyx])\s*=\s*(\d*)\s*:\s*(\d*)\s*$")
 
 
@@ -52,10 +53,14 @@ class Region:
 
 
 def split_region(entry: str) -> tuple[str, Region | None]:
-    """``"file.nii.gz#y=0:100"`` -> (``"file.nii.gz"``, Region); plain paths give (path, None)."""
-    path, sep, spec = str(entry).partition("#")
-    if not sep:
-        return path, None
+    """``"file.nii.gz#y=0:100"`` -> (``"file.nii.gz"``, Region); plain paths give (path, None).
+
+    Only a ``#`` followed by ``z=``, ``y=`` or ``x=`` starts a region, so file names holding
+    ``#`` (``scan#2.nii.gz``) stay paths.
+    """
+    path, sep, spec = str(entry).rpartition("#")
+    if not sep or not _REGION_START.match(spec):
+        return str(entry), None
     ranges: dict[str, tuple[int | None, int | None]] = {}
     for part in spec.split(","):
         match = _RANGE.match(part)

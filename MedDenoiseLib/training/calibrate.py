@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from ..errors import ConfigError, rule_message
-from ..evaluation.cases import foreground_crop
+from ..evaluation.cases import foreground_crop, training_files
 from ..io import as_float, read_region
 from ..model_files import CARD_NAME, read_card
 from ..models.card import load_model
@@ -28,13 +28,7 @@ from ..volume import Volume
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["calibrate_model", "card_training_data"]
-
-
-def card_training_data(card: dict) -> list[str]:
-    """The training data entries a card records (``training.config.data.train``)."""
-    config = (card.get("training") or {}).get("config") or {}
-    return [str(p) for p in (config.get("data") or {}).get("train", [])]
+__all__ = ["calibrate_model"]
 
 
 def _cases(data: Sequence[str], crop: tuple[int, int, int]) -> list[tuple[str, np.ndarray, object]]:
@@ -58,7 +52,7 @@ def calibrate_model(model_dir: str | Path, *, levels: Sequence[float], data: Seq
     """Fit and store the scales; returns the card entry written."""
     card, directory = read_card(model_dir)
     modality = card.get("modality")
-    data = list(data) if data else card_training_data(card)
+    data = list(data) if data else training_files(card)
     if not data or not levels:
         raise ConfigError(rule_message("calibration data / levels", "must be non-empty", (data, list(levels)),
                                        "Pass --data (training images with a clean reference) and --levels."))

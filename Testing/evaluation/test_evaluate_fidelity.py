@@ -41,7 +41,7 @@ def test_fidelity_section_verdicts_and_figures(tmp_path, mr_case, monkeypatch):
     assert fidelity["level"] == 8.0 and report["config"]["fidelity"] is True
     assert [r["method"] for r in fidelity["records"]] == ["noisy", "model", "gaussian"]
     model = fidelity["records"][1]
-    assert 0.0 <= model["calibration_coverage"] <= 1.0 and model["calibration_source"] == "TTA spread, 2 flips"
+    assert 0.0 <= model["calibration_coverage"] <= 1.0 and model["calibration_source"] == "raw tta spread (no calibration recorded for TTA 2)"
     assert fidelity["records"][2]["calibration_coverage"] is None  # baselines show no uncertainty map
     assert fidelity["cases"][0]["phantom"]["disc"] is not None and len(fidelity["cases"][0]["phantom"]["lesions"]) == 4
     assert {v["method"] for v in fidelity["verdicts"]} == {"model", "gaussian"}

@@ -47,9 +47,24 @@ def test_bars_use_the_measured_gaps(tmp_path):
     assert "| model:m | 36.00 / 0.900 | 29.00 / 0.800 |" in page
 
 
-def test_best_baseline_bar_for_ultrasound(tmp_path):
+def test_best_baseline_bar_for_ultrasound_ignores_ssim(tmp_path):
     page = models_markdown([_report("us")], command="cmd", root=write_tiny_models_root(tmp_path))
     assert "| 9 | best baseline (bm4d) | 1.00 | +1 | 0.020 | yes |" in page
+    assert "| 3 | best baseline (bm4d) | 2.00 | +1 | -0.010 | yes |" in page  # SSIM bar is MR-only
+
+
+def test_missing_numbers_do_not_meet_a_bar(tmp_path):
+    report = _report()
+    report["summary"] = [r for r in report["summary"] if not (r["method"] == "model:m" and r["level"] == 9.0)]
+    page = models_markdown([report], command="cmd", root=write_tiny_models_root(tmp_path))
+    assert "| 9 | bm4d | – | +1.5 | – | **no** |" in page
+
+
+def test_ct_bias_bar_from_fidelity(tmp_path):
+    fidelity = {"level": 0.175, "summary": [{"method": "model:m", "bias_value": -2.5}], "verdicts": []}
+    page = models_markdown([_report("ct", fidelity)], command="cmd", root=write_tiny_models_root(tmp_path))
+    assert "-2.50 HU (bar: |bias| < 2 HU, **not met**)" in page
+    assert "not measured" in models_markdown([_report("ct")], command="cmd", root=write_tiny_models_root(tmp_path))
 
 
 def test_calibration_rows_and_verdicts(tmp_path):

@@ -36,7 +36,7 @@ def test_split_parses_axes_and_open_bounds():
     assert region.text() == "y=0:10,x=5:"
 
 
-@pytest.mark.parametrize("spec", ["q=0:1", "y=0-4", "y=1:2,y=3:4", "y"])
+@pytest.mark.parametrize("spec", ["y=1:2,q=0:1", "y=0-4", "y=1:2,y=3:4", "y="])
 def test_split_refuses_bad_specs_with_the_entry(spec):
     with pytest.raises(InputError, match="region"):
         split_region("f.nrrd#" + spec)
@@ -119,3 +119,36 @@ def test_provenance_records_the_region(oblique_file):
     path, _ = oblique_file
     record = data_provenance([f"{path}#y=0:12"])[0]
     assert record["region_zyx"] == "y=0:12" and record["sha256"] is not None
+
+
+def test_hash_in_a_file_name_is_not_a_region():
+    assert split_region("scans/scan#2.nii.gz") == ("scans/scan#2.nii.gz", None)
+    path, region = split_region("scans/scan#2.nii.gz#x=0:4")
+    assert path == "scans/scan#2.nii.gz" and region.ranges[2] == (0, 4)
+
+
+def test_load_cases_expands_the_home_directory(oblique_file, monkeypatch):
+    path, _ = oblique_file
+    monkeypatch.setenv("HOME", str(path.parent))
+    assert load_cases([f"~/{path.name}#y=0:5"])[0].clean.shape == (4, 5, 30)
+
+
+def test_projection_ct_noise_of_a_crop_is_the_whole_cross_section_noise():
+    """A crop noised in its full slices gets the patient's noise (bigger than a small object's)."""
+    import torch
+
+    from MedDenoiseLib.evaluation.runner import simulate_case_noise
+
+    yy, xx = np.mgrid[0:96, 0:96]
+    body = np.where((yy - 48) ** 2 + (xx - 48) ** 2 < 44 ** 2, 40.0, -1000.0).astype(np.float32)[None]
+    crop = [[0, 1], [32, 64], [32, 64]]
+    case = Case("body", "body.nrrd", np.ascontiguousarray(body[:, 32:64, 32:64]), Geometry(), crop,
+                context=body.copy())
+    in_context = simulate_case_noise(case, "ct", 0.1, 5, fast=False)
+    alone = simulate_case_noise(Case("body", "body.nrrd", case.clean.copy(), Geometry()), "ct", 0.1, 5, fast=False)
+    assert in_context.shape == case.clean.shape
+    assert (in_context - case.clean).std() > 1.5 * (alone - case.clean).std()
+    mr = simulate_case_noise(case, "mr", 5.0, 5, fast=False)  # local noise: the context is not used
+    from MedDenoiseLib.noise import simulate_noise
+    expected = simulate_noise("mr", torch.from_numpy(case.clean), level=5.0, generator=torch.Generator().manual_seed(5))
+    np.testing.assert_array_equal(mr, expected.numpy())

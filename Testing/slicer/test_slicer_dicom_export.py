@@ -17,6 +17,7 @@ from MedDenoiseSlicer.logic import DenoiseLogic
 REPORT = {"model": "mr_tiny", "model_sha256": "0" * 64, "tta": 2, "mc_dropout": 0,
           "normalization": {"modality": "mr"}}
 STUDY, SERIES = "1.2.826.0.1.3680043.2.1125.8.1", "1.2.826.0.1.3680043.2.1125.8.2"
+FRAME = "1.2.826.0.1.3680043.2.1125.8.3"
 RAS_TO_LPS = np.diag([-1.0, -1.0, 1.0, 1.0])
 
 
@@ -41,7 +42,8 @@ def write_source_file(path):
     """One DICOM slice carrying the source series' patient and study."""
     image = sitk.Image(4, 3, 1, sitk.sitkInt16)
     for key, value in {"0010|0010": "Roe^Richard", "0010|0020": "P-7", "0008|0060": "MR", "0020|000d": STUDY,
-                       "0020|000e": SERIES, "0008|103e": "T1 axial", "0008|0018": SERIES + ".1"}.items():
+                       "0020|000e": SERIES, "0008|103e": "T1 axial", "0008|0018": SERIES + ".1",
+                       "0020|0052": FRAME}.items():
         image.SetMetaData(key, value)
     writer = sitk.ImageFileWriter()
     writer.KeepOriginalImageUIDOn()
@@ -90,6 +92,23 @@ class TestSourceTags:
         assert back.metadata["SeriesInstanceUID"] == series.series_instance_uid != SERIES
         assert back.metadata["SeriesDescription"] == "T1 axial denoised"
         assert read_volume(tmp_path / "src.dcm").metadata["SeriesInstanceUID"] == SERIES  # source untouched
+
+    def _export_with_source_file(self, denoised, volume, tmp_path, name):
+        files = {SERIES + ".1": write_source_file(tmp_path / f"{name}.dcm")}
+        volume.SetAttribute("DICOM.instanceUIDs", f"{SERIES}.1")
+        series = export_derived_series(denoised, str(tmp_path / name), file_for_instance=lambda uid: files.get(uid, ""))
+        reader = sitk.ImageFileReader()
+        reader.SetFileName(str(series.files[0]))
+        reader.ReadImageInformation()
+        return reader.GetMetaData("0020|0052").strip()
+
+    def test_frame_of_reference_kept_unless_transformed(self, volume, tmp_path):
+        denoised, _values = denoised_output(volume, tmp_path)
+        assert self._export_with_source_file(denoised, volume, tmp_path, "plain") == FRAME
+        transform = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLLinearTransformNode")
+        denoised.SetAndObserveTransformNodeID(transform.GetID())
+        moved = self._export_with_source_file(denoised, volume, tmp_path, "moved")
+        assert moved and moved != FRAME
 
     def test_subject_hierarchy_fallback(self, volume, tmp_path):
         denoised, _values = denoised_output(volume, tmp_path)
