@@ -37,7 +37,9 @@ class EvaluationConfig(_Strict):
 
     Attributes are documented below each field; ``methods`` tokens are ``noisy`` (no
     denoising), a baseline name (:func:`MedDenoiseLib.baselines.list_baselines`), ``model``
-    (the modality's shipped default) or ``model:NAME`` (shipped name or model directory).
+    (the modality's shipped default) or ``model:NAME`` (shipped name or model directory), either
+    optionally followed by ``@tta``, ``@model`` or ``@mc_dropout=N`` to choose the uncertainty source
+    (:func:`~MedDenoiseLib.evaluation.methods.parse_model_token`).
     """
 
     version: Literal[1] = 1
@@ -86,7 +88,7 @@ class EvaluationConfig(_Strict):
         from ..baselines import list_baselines
 
         known = {"noisy", "model", *list_baselines()}
-        bad = [t for t in tokens if t not in known and not t.startswith("model:")]
+        bad = [t for t in tokens if t not in known and not t.startswith(("model:", "model@"))]
         if bad:
             raise ValueError(f"methods {bad} are unknown; got {value}. Use noisy, model, model:NAME or one of "
                              f"{sorted(list_baselines())}.")
@@ -119,7 +121,7 @@ class EvaluationConfig(_Strict):
         """The method every other one is compared with (see ``reference``)."""
         if self.reference is not None:
             return self.reference
-        models = [m for m in self.methods if m == "model" or m.startswith("model:")]
+        models = [m for m in self.methods if m == "model" or m.startswith(("model:", "model@"))]
         others = [m for m in self.methods if m != "noisy"]
         chosen = models[0] if models else (others[0] if others else None)
         return chosen if chosen is not None and len(self.methods) > 1 else None

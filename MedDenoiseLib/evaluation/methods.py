@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from ..baselines import get_baseline
+from ..errors import ConfigError, rule_message
 from ..volume import Geometry, Volume
 
 logger = logging.getLogger(__name__)
@@ -80,7 +81,8 @@ class ModelMethod:
 
         self.name = token
         self.modality = modality
-        model_name = token.split(":", 1)[1] if ":" in token else None
+        model_token, self.uncertainty_source, self.mc_dropout = parse_model_token(token)
+        model_name = model_token.split(":", 1)[1] if ":" in model_token else None
         self.loaded = resolve_model(model_name, modality)
         self.tta, self.device = tta, device
 
@@ -91,7 +93,8 @@ class ModelMethod:
     def run(self, noisy: np.ndarray, *, sigma: float, geometry: Geometry) -> MethodOutput:
         from ..pipeline import InferenceOptions, denoise_volume
 
-        options = InferenceOptions(tta=self.tta, device=self.device)
+        options = InferenceOptions(tta=self.tta, device=self.device, uncertainty_source=self.uncertainty_source,
+                                   mc_dropout=self.mc_dropout)
         started = time.perf_counter()
         result = denoise_volume(Volume(noisy, geometry=geometry), self.loaded, modality=self.modality, options=options)
         seconds = time.perf_counter() - started
@@ -102,7 +105,28 @@ class ModelMethod:
         card = self.loaded.card
         return {"name": self.name, "kind": self.kind, "model": self.loaded.name, "path": str(self.loaded.path),
                 "sha256": card.get("sha256"), "architecture": card.get("architecture"), "tta": self.tta,
+                "uncertainty_source": self.uncertainty_source, "mc_dropout": self.mc_dropout,
                 "device": self.device, "trained_on": card.get("training", {}).get("config", {}).get("data", {}).get("train")}
+
+
+def parse_model_token(token: str) -> tuple[str, str, int]:
+    """``model:NAME@SOURCE`` -> (``model:NAME``, source, MC samples): one model scored per uncertainty source.
+
+    SOURCE is ``tta`` (default), ``model`` (the model's own std map) or ``mc_dropout=N``
+    (N Monte-Carlo dropout samples per flip), so ``model:m@tta`` and ``model:m@model`` can sit
+    side by side in one evaluation (the fidelity report then calibrates each).
+
+    >>> parse_model_token("model:m@mc_dropout=8"), parse_model_token("model")
+    (('model:m', 'mc_dropout', 8), ('model', 'tta', 0))
+    """
+    model_token, _, source = token.partition("@")
+    if not source or source in ("tta", "model"):
+        return model_token, source or "tta", 0
+    name, _, count = source.partition("=")
+    if name == "mc_dropout" and count.isdigit() and int(count) >= 2:
+        return model_token, "mc_dropout", int(count)
+    raise ConfigError(rule_message("method token", "must end in @tta, @model or @mc_dropout=N (N >= 2)", token,
+                                   "Write e.g. model:mr_slab25d@tta or model:NAME@mc_dropout=8."))
 
 
 def build_methods(methods: list[str], modality: str, *, tta: int, device: str,
@@ -113,7 +137,7 @@ def build_methods(methods: list[str], modality: str, *, tta: int, device: str,
     for token in methods:
         if token == "noisy":
             built.append(NoisyMethod())
-        elif token == "model" or token.startswith("model:"):
+        elif token == "model" or token.startswith(("model:", "model@")):
             built.append(ModelMethod(token, modality, tta=tta, device=device))
         else:
             built.append(BaselineMethod(token, modality, params.get(token)))

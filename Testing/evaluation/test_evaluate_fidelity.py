@@ -78,3 +78,35 @@ def test_bad_fidelity_settings_are_refused(tmp_path, mr_case, caplog):
 def test_fidelity_level_is_the_middle_level():
     assert fidelity_level([12.0, 3.0, 6.0]) == 6.0 and fidelity_level([0.1]) == 0.1
     assert math.isclose(fidelity_level([0.5, 0.1, 0.25, 0.15]), 0.25)
+
+
+def test_one_model_calibrated_per_uncertainty_source(tmp_path, mr_case):
+    """model:DIR@tta and model:DIR@model side by side: each gets its own calibration line."""
+    from MedDenoiseLib.models.card import save_model
+    from MedDenoiseLib.testing import tiny_dualnet, tiny_model
+
+    dual = tmp_path / "dual"
+    save_model(tiny_dualnet(), dual, {"name": "dual", "modality": "mr"})
+    drop = tmp_path / "drop"
+    save_model(tiny_model(dropout=0.2), drop, {"name": "drop", "modality": "mr"})
+    out = tmp_path / "report"
+    methods = f"noisy,model:{dual}@tta,model:{dual}@model,model:{drop}@mc_dropout=2"
+    code = main(["evaluate", "--data", str(mr_case), "--modality", "mr", "--noise", "8", "--methods", methods,
+                 "--seed", "3", "--bootstrap", "100", "--tta", "2", "--fidelity", "--out", str(out)])
+    assert code == 0
+    records = {r["method"]: r for r in json.loads((out / "report.json").read_text())["fidelity"]["records"]}
+    sources = {name.rsplit("@", 1)[1]: r["calibration_source"] for name, r in records.items() if "@" in name}
+    assert sources["tta"].startswith("raw tta spread") and sources["model"].startswith("raw model spread")
+    assert "MC-dropout" in sources["mc_dropout=2"]
+    own, spread = records[f"model:{dual}@model"], records[f"model:{dual}@tta"]
+    assert own["calibration_coverage"] != spread["calibration_coverage"]
+
+
+def test_bad_uncertainty_suffix_is_refused(tmp_path, mr_case):
+    from MedDenoiseLib.errors import ConfigError
+    from MedDenoiseLib.evaluation.methods import parse_model_token
+
+    with pytest.raises(ConfigError, match="@mc_dropout=N"):
+        parse_model_token("model:x@mc_dropout=1")
+    with pytest.raises(ConfigError, match="@tta, @model"):
+        parse_model_token("model:x@spread")
