@@ -348,6 +348,8 @@ def format_report(report: Mapping) -> str:
         extras.append(f"TTA {report['tta']}")
     if report.get("backoff"):
         extras.append("memory back-off: " + "; ".join(str(b) for b in report["backoff"]))
+    if report.get("std_scale") not in (None, 1.0):
+        extras.append(f"std calibrated x {float(report['std_scale']):.3g}")
     return text + (f" ({', '.join(extras)})" if extras else "")
 
 

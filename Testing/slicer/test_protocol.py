@@ -66,6 +66,11 @@ class TestFormatting:
         text = format_report({"device": "cuda", "seconds": 12.34, "model": "mr_demo", "tta": 8,
                               "backoff": ["out of memory: batch 4 -> 2"]})
         assert text.startswith("Done on cuda in 12.3 s") and "mr_demo" in text and "batch 4 -> 2" in text
+        assert "calibrated" not in text
+
+    def test_report_mentions_std_calibration(self):
+        assert "std calibrated x 2.99" in format_report({"device": "cpu", "seconds": 1.0, "std_scale": 2.9873})
+        assert "calibrated" not in format_report({"device": "cpu", "seconds": 1.0, "std_scale": 1.0})
 
     def test_error_summary_prefers_last_error_line(self):
         lines = ["INFO meddenoise: reading", "ERROR meddenoise: first", "ERROR meddenoise: the real one", "bye"]
