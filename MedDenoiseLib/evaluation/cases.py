@@ -124,6 +124,12 @@ def training_files(card: dict) -> list[str]:
     return [str(p) for p in (config.get("data") or {}).get("train", [])]
 
 
+def seen_files(card: dict) -> list[str]:
+    """Every data entry a model has seen with its clean reference: training data and std-calibration data."""
+    calibration = (card.get("uncertainty_calibration") or {}).get("data") or []
+    return training_files(card) + [str(p) for p in calibration]
+
+
 def _trained_on(case: Case, entry: str) -> bool:
     """Same file (by name, which is how the shared data set names its subjects) and overlapping regions."""
     case_file, case_region = split_region(case.path)
@@ -147,10 +153,11 @@ def _image_shape(path: str) -> tuple[int, int, int]:
 def check_leakage(cases: list[Case], model_cards: dict[str, dict], *, exclude: bool) -> list[Case]:
     """Refuse (or, with ``exclude``, drop) cases that any evaluated model was trained on.
 
-    A case leaks when a model trained on the same file, unless both name disjoint regions of it.
+    A case leaks when a model trained (or had its std calibrated) on the same file, unless both
+    name disjoint regions of it.
     """
     leaked = {c.name: method for c in cases for method, card in model_cards.items()
-              if any(_trained_on(c, entry) for entry in training_files(card))}
+              if any(_trained_on(c, entry) for entry in seen_files(card))}
     if leaked and not exclude:
         raise ConfigError(rule_message(
             "evaluation cases", "must not include a model's training data", leaked,

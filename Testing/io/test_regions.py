@@ -152,3 +152,11 @@ def test_projection_ct_noise_of_a_crop_is_the_whole_cross_section_noise():
     from MedDenoiseLib.noise import simulate_noise
     expected = simulate_noise("mr", torch.from_numpy(case.clean), level=5.0, generator=torch.Generator().manual_seed(5))
     np.testing.assert_array_equal(mr, expected.numpy())
+
+
+def test_leakage_counts_calibration_data(oblique_file):
+    path, _ = oblique_file
+    cases = load_cases([str(path)])
+    card = {"uncertainty_calibration": {"data": [str(path)]}}
+    with pytest.raises(ConfigError, match="training data"):
+        check_leakage(cases, {"model:m": card}, exclude=False)
