@@ -55,6 +55,15 @@ class DenoiseLogic:
         """``(modality, reason)`` from the DICOM Modality attribute or the intensity range."""
         return guess_node_modality(volumeNode)
 
+    def _resolveModality(self, volumeNode, modality: str | None) -> str:
+        """``modality`` checked, or guessed from the volume (and logged) when None."""
+        if modality is None:
+            modality, reason = self.guessModality(volumeNode)
+            logger.info("MedDenoise: modality guessed as %s (%s)", modality, reason)
+        if modality not in MODALITIES:
+            raise ValueError(f"modality must be one of {MODALITIES}; got {modality!r}. Use e.g. 'mr'.")
+        return modality
+
     def availableModels(self, modality: str | None = None) -> list[ModelInfo]:
         """Shipped models (of ``modality`` when given)."""
         return shipped_models(modality)
@@ -127,11 +136,7 @@ class DenoiseLogic:
                                  "choose 'Create new' in the output selector.")
         if outputVolume is not None and outputVolume.IsA("vtkMRMLLabelMapVolumeNode"):
             raise ValueError("the output volume must be a scalar volume, not a label map; choose 'Create new'.")
-        if modality is None:
-            modality, reason = self.guessModality(volumeNode)
-            logger.info("MedDenoise: modality guessed as %s (%s)", modality, reason)
-        if modality not in MODALITIES:
-            raise ValueError(f"modality must be one of {MODALITIES}; got {modality!r}. Use e.g. 'mr'.")
+        modality = self._resolveModality(volumeNode, modality)
         settings = self._settings(modality, tta, device, model, mcDropout, uncertaintyMethod)
         job = DenoiseJob(volumeNode, settings, launcher=self.workerLauncher(), output_node=outputVolume,
                          labels_node=uncertaintyVolume, temp_root=tempRoot)
@@ -283,11 +288,7 @@ class DenoiseLogic:
         """
         if volumeNode is None:
             raise ValueError("select an input volume.")
-        if modality is None:
-            modality, reason = self.guessModality(volumeNode)
-            logger.info("MedDenoise: modality guessed as %s (%s)", modality, reason)
-        if modality not in MODALITIES:
-            raise ValueError(f"modality must be one of {MODALITIES}; got {modality!r}. Use e.g. 'mr'.")
+        modality = self._resolveModality(volumeNode, modality)
         try:
             valid = int(steps) == float(steps) and int(steps) >= 1
         except (TypeError, ValueError):

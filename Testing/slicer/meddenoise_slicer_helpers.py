@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -136,3 +137,31 @@ def side_by_side_png(left_logic, right_logic, path: str) -> None:
     writer.SetFileName(str(path))
     writer.SetInputConnection(append.GetOutputPort())
     writer.Write()
+
+
+def poll_until(job, condition, timeout=20.0):
+    """Poll a running job until ``condition()`` holds (asserting it did); returns the events seen."""
+    deadline = time.monotonic() + timeout
+    events = []
+    while not condition() and time.monotonic() < deadline:
+        events += job.poll(timeout=0.05)
+    assert condition(), f"timed out; log: {job.log}"
+    return events
+
+
+def process_alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie counts as gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def assert_process_gone(pidfile: Path, timeout: float = 5.0) -> None:
+    """The process whose pid the fake worker wrote to ``pidfile`` ends within ``timeout`` seconds."""
+    pid = int(Path(pidfile).read_text(encoding="utf-8"))
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and process_alive(pid):
+        time.sleep(0.05)
+    assert not process_alive(pid)

@@ -4,28 +4,18 @@ then the real engine (`meddenoise adapt` on CPU with the tiny model) followed by
 import json
 import os
 import sys
-import time
 
 import numpy as np
 import pytest
 import slicer
 
-from meddenoise_slicer_helpers import FakeLauncher, volume_nodes
+from meddenoise_slicer_helpers import FakeLauncher, assert_process_gone, poll_until, volume_nodes
 from MedDenoiseSlicer import selftest
 from MedDenoiseSlicer.adapt import AdaptJob, AdaptSettings, adapted_model_directory, safe_name
 from MedDenoiseSlicer.job import RunCancelled, WorkerError, WorkerLauncher
 from MedDenoiseSlicer.logic import DenoiseLogic
 from MedDenoiseSlicer.models import verify_model
 from MedDenoiseSlicer.protocol import Progress, format_progress
-
-
-def poll_until(job, condition, timeout=20.0):
-    deadline = time.monotonic() + timeout
-    events = []
-    while not condition() and time.monotonic() < deadline:
-        events += job.poll(timeout=0.05)
-    assert condition(), f"timed out; log: {job.log}"
-    return events
 
 
 @pytest.fixture()
@@ -129,11 +119,7 @@ class TestCancelAndFailure:
         assert scene.GetNumberOfNodes() == count
         with pytest.raises(RunCancelled, match="no model was saved"):
             job.finish()
-        grandchild = int(pidfile.read_text(encoding="utf-8"))
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline and _alive(grandchild):
-            time.sleep(0.05)
-        assert not _alive(grandchild)
+        assert_process_gone(pidfile)
 
     def test_worker_error_surfaces_its_message_and_removes_the_half_written_model(self, volume, folders):
         job = DenoiseLogic(FakeLauncher("error")).adapt(volume, wait=False, **adapt_kwargs(folders))
@@ -219,11 +205,3 @@ def test_real_engine_adapts_then_denoises_with_the_adapted_model(app, volume, ti
     assert selftest.output_problems(volume, source, denoised, labels) == []
     assert np.isfinite(slicer.util.arrayFromVolume(denoised)).all()
     assert logic.modelChoices("mr", model_dir)[-1] == (model_dir, "adapted", os.path.basename(model_dir))
-
-
-def _alive(pid):
-    try:
-        with open(f"/proc/{pid}/stat") as handle:
-            return handle.read().split(")")[-1].split()[0] != "Z"
-    except OSError:
-        return False

@@ -1,26 +1,16 @@
 """DenoiseJob / DenoiseLogic with a fake worker: success, cancel mid-run, failures, settings, source safety."""
 
 import os
-import time
 
 import numpy as np
 import pytest
 import slicer
 
-from meddenoise_slicer_helpers import FakeLauncher, oblique_matrix, volume_nodes
+from meddenoise_slicer_helpers import FakeLauncher, assert_process_gone, oblique_matrix, poll_until, volume_nodes
 from MedDenoiseSlicer import nodes
 from MedDenoiseSlicer.job import DenoiseJob, DenoiseSettings, RunCancelled, WorkerError
 from MedDenoiseSlicer.logic import DenoiseLogic
 from MedDenoiseSlicer.protocol import Progress
-
-
-def poll_until(job, condition, timeout=20.0):
-    deadline = time.monotonic() + timeout
-    events = []
-    while not condition() and time.monotonic() < deadline:
-        events += job.poll(timeout=0.05)
-    assert condition(), f"timed out; log: {job.log}"
-    return events
 
 
 class TestSuccess:
@@ -90,11 +80,7 @@ class TestCancelAndFailure:
         assert job.process.returncode < 0
         with pytest.raises(RunCancelled):
             job.finish()
-        grandchild = int(pidfile.read_text(encoding="utf-8"))
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline and _alive(grandchild):
-            time.sleep(0.05)
-        assert not _alive(grandchild)
+        assert_process_gone(pidfile)
 
     def test_worker_error_surfaces_its_message_and_log_tail(self, volume, scene):
         count = scene.GetNumberOfNodes()
@@ -213,11 +199,3 @@ class TestOwnUncertainty:
         results = DenoiseLogic(launcher).denoiseFiles([source], str(tmp_path / "out"), modality="mr",
                                                       uncertaintyMethod="model")
         assert results[0].ok and "--uncertainty-source" in launcher.commands[-1]
-
-
-def _alive(pid):
-    try:
-        with open(f"/proc/{pid}/stat") as handle:
-            return handle.read().split(")")[-1].split()[0] != "Z"
-    except OSError:
-        return False
