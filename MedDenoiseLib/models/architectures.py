@@ -1,3 +1,3 @@
 """Imports every architecture module so their @register_model decorators run."""
 
-from . import cae3d, cdae3d, dncnn3d, dualnet, resunet3d, slab25d  # noqa: F401
+from . import cae3d, cdae3d, dncnn3d, dualnet, resunet3d, slab25d, slab_unet  # noqa: F401

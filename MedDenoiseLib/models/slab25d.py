@@ -35,6 +35,17 @@ def _norm(kind: str, channels: int) -> nn.Module:
     raise ConfigError(rule_message("norm", "must be one of ['batch', 'group', 'none']", kind, "Use 'batch'."))
 
 
+def slice_stacks(x: torch.Tensor, context: int) -> torch.Tensor:
+    """(B, 1, D, H, W) -> (B*D, 2*context+1, H, W): each slice with its neighbours as channels.
+
+    Volume ends are replicated, so the first and last slices see copies of themselves.
+    """
+    batch, _, depth, height, width = x.shape
+    padded = F.pad(x, (0, 0, 0, 0, context, context), mode="replicate") if context else x
+    slabs = [padded[:, 0, offset:offset + depth] for offset in range(2 * context + 1)]
+    return torch.stack(slabs, dim=2).reshape(batch * depth, 2 * context + 1, height, width)
+
+
 @register_model(
     "slab25d",
     description="2.5D residual CNN: neighbouring slices as channels, 2x2 space-to-depth, predicts the noise (CPU-fast).",
@@ -91,7 +102,7 @@ class Slab25D(nn.Module):
         batch, _, depth, height, width = x.shape
         source_dtype = x.dtype
         x = x.to(parameter_dtype(self))  # compute in the parameters' dtype, answer in the input's
-        stacked = self._slice_stacks(x)  # (B*D, 2c+1, H, W)
+        stacked = slice_stacks(x, self.context)  # (B*D, 2c+1, H, W)
         pad_h, pad_w = (-height) % self.downscale, (-width) % self.downscale
         if pad_h or pad_w:
             stacked = F.pad(stacked, (0, pad_w, 0, pad_h), mode="replicate")
@@ -102,13 +113,6 @@ class Slab25D(nn.Module):
         noise = F.pixel_shuffle(noise, self.downscale) if self.downscale > 1 else noise
         noise = noise[..., :height, :width].reshape(batch, depth, height, width).unsqueeze(1)
         return (x - noise.to(x.dtype)).to(source_dtype)
-
-    def _slice_stacks(self, x: torch.Tensor) -> torch.Tensor:
-        batch, _, depth, height, width = x.shape
-        c = self.context
-        padded = F.pad(x, (0, 0, 0, 0, c, c), mode="replicate") if c else x
-        slabs = [padded[:, 0, offset:offset + depth] for offset in range(2 * c + 1)]
-        return torch.stack(slabs, dim=2).reshape(batch * depth, 2 * c + 1, height, width)
 
     def _level_map(self, noise_level, batch, depth, like):
         if noise_level is None:

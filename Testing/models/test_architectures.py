@@ -1,7 +1,7 @@
 """Tests of the built-in architectures (cdae, cae, dncnn, resunet) and of ``models.padding``.
 
 One class per architecture, in the kornia manner; the contract shared by every model
-(``registry`` docstring) lives in ``_ArchitectureContract`` and runs once per subclass.
+(``registry`` docstring) lives in ``architecture_contract.ArchitectureContract`` and runs once per subclass.
 """
 
 from __future__ import annotations
@@ -14,131 +14,11 @@ from MedDenoiseLib.errors import ConfigError, ShapeError
 from MedDenoiseLib.models import build_model, count_parameters, get_spec
 from MedDenoiseLib.models.padding import pad_to_multiple
 
-DEVICES = [
-    "cpu",
-    pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA absent")),
-]
-SHAPES = [(1, 16, 16), (3, 17, 19), (5, 33, 20), (32, 40, 40)]
+from architecture_contract import ArchitectureContract, conv_parameters, random_input
 
-
-def _conv(cin: int, cout: int, k: int = 27, bias: bool = True) -> int:
-    """Parameters of a Conv3d with ``k`` weights per kernel."""
-    return cin * cout * k + (cout if bias else 0)
-
-
-def _input(shape: tuple[int, ...], dtype: torch.dtype = torch.float32, device: str = "cpu") -> torch.Tensor:
-    g = torch.Generator().manual_seed(0)
-    return torch.rand(shape, generator=g, dtype=dtype).to(device)
-
-
-class _ArchitectureContract:
-    """Tests every registered model must pass; subclasses set ``name`` and the configs."""
-
-    name: str
-    slice_config: dict = {}  # the configuration meant for single slices (D = 1)
-    bad_configs: list[tuple[dict, str]] = []
-
-    def model(self, **config) -> nn.Module:
-        return build_model(self.name, **config).eval()
-
-    def test_smoke(self):
-        model = self.model()
-        spec = get_spec(self.name)
-        assert spec.citation and spec.description
-        assert model.conditions_on_noise_level is False
-        assert model.has_dropout is False
-        assert model.architecture_config["name"] == self.name
-        x = _input((1, 1, 8, 24, 24))
-        with torch.no_grad():
-            y = model(x)
-        assert y.shape == x.shape and torch.isfinite(y).all()
-
-    @pytest.mark.parametrize("batch", [1, 2])
-    @pytest.mark.parametrize("spatial", SHAPES)
-    def test_cardinality(self, batch, spatial):
-        model = self.model()
-        x = _input((batch, 1, *spatial))
-        with torch.no_grad():
-            assert model(x).shape == x.shape
-
-    @pytest.mark.parametrize("spatial", [(1, 1, 1), (1, 13, 11), (2, 5, 3)])
-    @pytest.mark.parametrize("use_slice_config", [False, True])
-    def test_thin_volumes(self, spatial, use_slice_config):
-        model = self.model(**(self.slice_config if use_slice_config else {}))
-        x = _input((2, 1, *spatial))
-        with torch.no_grad():
-            y = model(x)
-        assert y.shape == x.shape and torch.isfinite(y).all()
-
-    def test_dtype_float64(self):
-        model = self.model()
-        x = _input((1, 1, 3, 17, 19), dtype=torch.float64)
-        with torch.no_grad():
-            y = model(x)
-            y32 = model(x.float())
-            y_double_model = model.double()(x)
-        assert y.dtype == torch.float64 and y_double_model.dtype == torch.float64
-        torch.testing.assert_close(y.float(), y32)
-        torch.testing.assert_close(y_double_model, y, atol=1e-5, rtol=1e-4)
-
-    def test_autocast_bfloat16(self):
-        model = self.model()
-        x = _input((1, 1, 4, 12, 12))
-        with torch.no_grad():
-            reference = model(x)
-            with torch.autocast("cpu", dtype=torch.bfloat16):
-                y = model(x)
-        assert y.dtype == torch.float32 and y.shape == x.shape
-        assert (y - reference).abs().max() < 0.1
-
-    @pytest.mark.parametrize("device", DEVICES)
-    def test_device(self, device):
-        model = self.model().to(device)
-        x = _input((1, 1, 2, 9, 10), device=device)
-        with torch.no_grad():
-            assert model(x).device == x.device
-
-    def test_count_parameters(self):
-        assert count_parameters(self.model()) > 0
-        assert count_parameters(self.model(dropout=0.2)) == count_parameters(self.model())
-
-    def test_dropout(self):
-        model = self.model(dropout=0.5)
-        assert model.has_dropout is True
-        assert any(isinstance(m, (nn.Dropout, nn.Dropout3d)) for m in model.modules())
-        with torch.no_grad():  # move every weight off its initial value (dncnn starts as the identity)
-            for p in model.parameters():
-                p.add_(0.05 * torch.randn_like(p))
-        x = _input((1, 1, 4, 16, 16))
-        torch.manual_seed(0)
-        with torch.no_grad():
-            model.eval()
-            assert torch.equal(model(x), model(x))
-            model.train()
-            assert not torch.equal(model(x), model(x))
-            model.eval()  # Monte-Carlo dropout: only the dropout layers sampling
-            for m in model.modules():
-                if isinstance(m, (nn.Dropout, nn.Dropout3d)):
-                    m.train()
-            assert not torch.equal(model(x), model(x))
-
-    def test_exception(self):
-        for config, match in self.bad_configs + [({"not_an_option": 1}, "unknown or missing key"),
-                                                 ({"dropout": 1.0}, r"dropout must be a probability in \[0, 1\)")]:
-            with pytest.raises(ConfigError, match=match):
-                build_model(self.name, **config)
-        model = self.model()
-        with pytest.raises(ShapeError, match="must have shape"):
-            model(torch.rand(1, 8, 8, 8))
-        with pytest.raises(ShapeError, match="must have shape"):
-            model(torch.rand(1, 2, 4, 8, 8))
-        with pytest.raises(ShapeError, match="floating-point"):
-            model(torch.ones(1, 1, 4, 8, 8, dtype=torch.int64))
-
-
-class _SigmoidAutoencoderContract(_ArchitectureContract):
+class _SigmoidAutoencoderContract(ArchitectureContract):
     def test_output_activation(self):
-        x = 5 * _input((1, 1, 4, 8, 8)) - 2
+        x = 5 * random_input((1, 1, 4, 8, 8)) - 2
         with torch.no_grad():
             torch.manual_seed(0)
             y = self.model()(x)
@@ -159,7 +39,7 @@ class TestCDAE(_SigmoidAutoencoderContract):
     ]
 
     def test_parameter_formula(self):
-        expected = _conv(1, 64) + _conv(64, 32) + _conv(32, 32) + _conv(32, 64) + _conv(64, 1)
+        expected = conv_parameters(1, 64) + conv_parameters(64, 32) + conv_parameters(32, 32) + conv_parameters(32, 64) + conv_parameters(64, 1)
         assert count_parameters(self.model()) == expected == 141_889
 
 
@@ -174,11 +54,11 @@ class TestCAE(_SigmoidAutoencoderContract):
 
     @pytest.mark.parametrize("b", [64, 16])
     def test_parameter_formula(self, b):
-        expected = _conv(1, b) + _conv(b, 2 * b) + _conv(2 * b, 2 * b) + _conv(2 * b, b) + _conv(b, 1)
+        expected = conv_parameters(1, b) + conv_parameters(b, 2 * b) + conv_parameters(2 * b, 2 * b) + conv_parameters(2 * b, b) + conv_parameters(b, 1)
         assert count_parameters(self.model(base_channels=b)) == expected
 
 
-class TestDnCNN(_ArchitectureContract):
+class TestDnCNN(ArchitectureContract):
     name = "dncnn"
     slice_config = {"kernel_depth": 1}
     bad_configs = [
@@ -193,15 +73,15 @@ class TestDnCNN(_ArchitectureContract):
     @pytest.mark.parametrize("depth, features, kernel_depth", [(10, 32, 3), (17, 64, 3), (4, 8, 1)])
     def test_parameter_formula(self, depth, features, kernel_depth, norm):
         k, f = 9 * kernel_depth, features
-        middle = _conv(f, f, k, bias=norm == "none") + (0 if norm == "none" else 2 * f)
-        expected = _conv(1, f, k) + (depth - 2) * middle + _conv(f, 1, k)
+        middle = conv_parameters(f, f, k, bias=norm == "none") + (0 if norm == "none" else 2 * f)
+        expected = conv_parameters(1, f, k) + (depth - 2) * middle + conv_parameters(f, 1, k)
         model = self.model(depth=depth, features=features, kernel_depth=kernel_depth, norm=norm)
         assert count_parameters(model) == expected
         if (depth, features, kernel_depth, norm) == (10, 32, 3, "none"):
             assert expected == 223_201  # the figure quoted in the docstring
 
     def test_untrained_is_identity(self):
-        x = _input((1, 1, 3, 7, 6))
+        x = random_input((1, 1, 3, 7, 6))
         with torch.no_grad():
             assert torch.equal(self.model()(x), x)
 
@@ -210,7 +90,7 @@ class TestDnCNN(_ArchitectureContract):
         with torch.no_grad():
             for p in model.parameters():
                 p.normal_(0, 0.3)
-            x = _input((1, 1, 3, 8, 8))
+            x = random_input((1, 1, 3, 8, 8))
             per_slice = torch.cat([model(x[:, :, i:i + 1]) for i in range(3)], dim=2)
             torch.testing.assert_close(model(x), per_slice)
 
@@ -232,7 +112,7 @@ class TestDnCNN(_ArchitectureContract):
         assert losses[-1] < 0.5 * losses[0]
 
 
-class TestResUNet(_ArchitectureContract):
+class TestResUNet(ArchitectureContract):
     name = "resunet"
     slice_config = {"pool_depth": False}
     bad_configs = [
@@ -243,12 +123,12 @@ class TestResUNet(_ArchitectureContract):
 
     @pytest.mark.parametrize("norm", ["group", "none"])
     def test_norms(self, norm):
-        x = _input((1, 1, 1, 9, 9))
+        x = random_input((1, 1, 1, 9, 9))
         with torch.no_grad():
             assert self.model(norm=norm)(x).shape == x.shape
 
 
-class TestSlab25D(_ArchitectureContract):
+class TestSlab25D(ArchitectureContract):
     name = "slab25d"
     slice_config = {"context": 0}
     bad_configs = [
@@ -270,7 +150,7 @@ class TestSlab25D(_ArchitectureContract):
         with torch.no_grad():  # the last layer starts at zero (identity); give it weights
             for p in model.parameters():
                 p.add_(0.05 * torch.randn_like(p))
-        x = _input((1, 1, 6, 16, 16))
+        x = random_input((1, 1, 6, 16, 16))
         y = x.clone()
         y[:, :, 0] += 1.0
         with torch.no_grad():
@@ -278,13 +158,13 @@ class TestSlab25D(_ArchitectureContract):
         assert torch.equal(a[:, :, 2:], b[:, :, 2:]) and not torch.equal(a[:, :, 1], b[:, :, 1])
 
     def test_untrained_is_identity(self):
-        x = _input((2, 1, 3, 10, 12))
+        x = random_input((2, 1, 3, 10, 12))
         with torch.no_grad():
             assert torch.equal(self.model()(x), x)
 
     def test_noise_map_requires_level(self):
         model = self.model(noise_map=True)
-        x = _input((2, 1, 3, 8, 8))
+        x = random_input((2, 1, 3, 8, 8))
         with pytest.raises(ConfigError, match="noise_level is required"):
             model(x)
         with torch.no_grad():
@@ -295,7 +175,7 @@ class TestPadToMultiple:
     @pytest.mark.parametrize("spatial", [(1, 1, 1), (3, 17, 19), (5, 33, 20), (8, 8, 8)])
     @pytest.mark.parametrize("multiples", [4, (1, 4, 4), (2, 8, 1)])
     def test_crop_round_trip(self, spatial, multiples):
-        x = _input((2, 1, *spatial))
+        x = random_input((2, 1, *spatial))
         padded, crop = pad_to_multiple(x, multiples)
         m = (multiples,) * 3 if isinstance(multiples, int) else multiples
         assert all(s % k == 0 and s >= n for s, k, n in zip(padded.shape[2:], m, spatial))
