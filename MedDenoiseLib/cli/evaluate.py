@@ -9,6 +9,11 @@ The shipped-models page from one report per modality (writes ``docs/models.md``)
 
     meddenoise evaluate --protocol models-table --reports docs/evaluation/*_heldout --doc docs/models.md
 
+Real noise, no clean image: two repeated acquisitions per case (``--pairs`` repeatable)::
+
+    meddenoise evaluate --protocol real-noise --pairs scan1.nrrd scan2.nrrd --pairs ... --modality mr \\
+        --methods noisy,model:mr_slab25d,nlm --mask foreground --out REPORT_DIR
+
 Seed-paper reproductions (write ``docs/reproductions.md``)::
 
     meddenoise evaluate --protocol all --data-root ../shared/data --out runs/reproductions \\
@@ -27,7 +32,7 @@ from ..errors import ConfigError, rule_message
 
 logger = logging.getLogger("meddenoise")
 
-PROTOCOLS = ("simulate", "gondara2016", "nit_raipur", "dualnet", "all", "models-table")
+PROTOCOLS = ("simulate", "real-noise", "gondara2016", "nit_raipur", "dualnet", "all", "models-table")
 
 
 def add_parser(sub) -> None:
@@ -59,6 +64,8 @@ def add_parser(sub) -> None:
     p.add_argument("--out", type=Path, default=None, help="report directory (report.json, report.md, figures/)")
     p.add_argument("--reports", nargs="+", type=Path, default=None,
                    help="models-table: report.json files or report directories (one per modality)")
+    p.add_argument("--pairs", nargs=2, action="append", default=None, metavar=("FIRST", "SECOND"),
+                   help="real-noise: two repeated acquisitions of the same anatomy on one grid (repeatable)")
     p.add_argument("--data-root", type=Path, default=Path("../shared/data"), help="reproductions: shared data folder")
     p.add_argument("--epochs", type=int, default=None, help="reproductions: training epochs (paper: 100)")
     p.add_argument("--images-per-volume", type=int, default=None, help="reproductions: training slices per volume")
@@ -115,6 +122,8 @@ def run(args) -> int:
     if args.out is None:
         raise ConfigError(rule_message("--out", "is required for this protocol", None,
                                        "Pass --out REPORT_DIR (it is created)."))
+    if args.protocol == "real-noise":
+        return _real_noise(args)
     if args.protocol != "simulate":
         from ..evaluation.config import parse_size_xyz
         from ..evaluation.reproductions import run_reproductions
@@ -168,4 +177,28 @@ def _models_table(args) -> int:
     args.doc.parent.mkdir(parents=True, exist_ok=True)
     args.doc.write_text(models_markdown(reports, command=command), encoding="utf-8")
     logger.info("wrote %s", args.doc)
+    return 0
+
+
+def _real_noise(args) -> int:
+    from ..evaluation.realnoise_protocol import evaluate_real_noise, load_pairs, write_real_noise_report
+    from .reporting import StopFlag
+
+    missing = [flag for flag, value in (("--pairs", args.pairs), ("--modality", args.modality),
+                                        ("--methods", args.methods)) if not value]
+    if missing:
+        raise ConfigError(rule_message("arguments of --protocol real-noise", "must include --pairs, --modality and "
+                                       "--methods", missing, "Pass e.g. --pairs a.nrrd b.nrrd --modality mr "
+                                       "--methods noisy,model,nlm."))
+    pairs = load_pairs([tuple(p) for p in args.pairs])
+    with StopFlag() as stop:
+        result = evaluate_real_noise(pairs, [m for m in args.methods.split(",") if m.strip()], args.modality,
+                                     tta=args.tta, device=args.device, mask=args.mask, seed=args.seed or 0,
+                                     reference=args.reference, should_stop=stop)
+    command = "meddenoise evaluate --protocol real-noise " + " ".join(
+        f"--pairs {shlex.quote(a)} {shlex.quote(b)}" for a, b in args.pairs) + (
+        f" --modality {args.modality} --methods {shlex.quote(args.methods)} --mask {args.mask} --tta {args.tta}"
+        f" --out {shlex.quote(str(args.out))}")
+    paths = write_real_noise_report(result, args.out, command=command)
+    logger.info("report: %s", paths["markdown"])
     return 0
