@@ -110,6 +110,9 @@ class LossConfig(_Strict):
     edge: float = Field(default=0.0, ge=0.0)
     ssim_sigma: float = Field(default=1.5, gt=0.0, le=5.0)
     """Gaussian window of the SSIM term, in voxels (window 2 * int(3.5 sigma + 0.5) + 1)."""
+    noise_normalized: bool = False
+    """Supervised: weigh each patch by (batch mean noise std) / (its noise std), std(noisy - clean), so
+    low-noise patches count as much as high-noise ones; needs ``ssim: 0`` (SSIM is not scale-free)."""
     noise_nll: float = Field(default=0.0, ge=0.0)
     """DUAL-NET: Gaussian NLL of the noise under the NEB's sigma (calibration; self-supervised on masked voxels)."""
     neb_l1: float = Field(default=0.0, ge=0.0)
@@ -126,6 +129,9 @@ class LossConfig(_Strict):
         if self.l1 + self.ssim + self.edge <= 0:
             raise ValueError(rule_message("loss weights (l1 + ssim + edge)", "must sum to > 0",
                                           (self.l1, self.ssim, self.edge), "Use l1: 1.0."))
+        if self.noise_normalized and self.ssim > 0:
+            raise ValueError(rule_message("loss.noise_normalized", "needs loss.ssim = 0 (SSIM is not scale-free)",
+                                          self.ssim, "Set ssim: 0, or noise_normalized: false."))
         return self
 
 

@@ -32,7 +32,7 @@ from .n2v_masking import n2s_mask, n2v_mask
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["CITATIONS", "Batch", "TrainingObjective", "build_network", "init_state_dict"]
+__all__ = ["CITATIONS", "Batch", "TrainingObjective", "build_network", "init_state_dict", "noise_weights"]
 
 #: References per algorithm, copied into exported model cards.
 CITATIONS = {
@@ -112,6 +112,9 @@ class TrainingObjective:
         denoised, target = outputs["denoised"], batch.target[:, :, inner]
         mask = batch.mask[:, :, inner] if batch.mask is not None else None
         if mask is None:
+            if self.config.loss.noise_normalized:
+                weights = noise_weights(batch.inputs[:, :, inner].float(), target)
+                denoised, target = denoised * weights, target * weights
             value, parts = self.supervised_loss(denoised, target)
         else:
             value = masked_loss(denoised, target, mask, kind=self.config.masking.loss)
@@ -122,6 +125,18 @@ class TrainingObjective:
         noisy = batch.inputs[:, :, inner] if supervised else target
         extra, extra_parts = self.auxiliary(outputs, noisy, target if supervised else None, mask)
         return value + extra, {**parts, **extra_parts}
+
+
+def noise_weights(noisy: torch.Tensor, clean: torch.Tensor, *, floor: float = 1e-4) -> torch.Tensor:
+    """(B, 1, 1, 1, 1) weights mean(std) / std of each patch's noise, std(noisy - clean) (no gradient).
+
+    Scaling prediction and target by them turns the scale-free L1 and edge terms into losses
+    relative to each patch's noise, while the batch's mean weight stays about 1 (same step size).
+    ``floor`` keeps noise-free patches finite.
+    """
+    with torch.no_grad():
+        std = (noisy - clean).flatten(1).std(dim=1).clamp_min(floor)
+        return (std.mean() / std).view(-1, 1, 1, 1, 1)
 
 
 def build_network(config: TrainConfig, *, load_init: bool = True) -> nn.Module:

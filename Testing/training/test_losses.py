@@ -69,3 +69,49 @@ class TestOtherLosses:
         assert float(DenoisingLoss(l1=1.0, ssim=0.5, edge=0.1)(x, x)[0]) == pytest.approx(0.0, abs=1e-6)
         with pytest.raises(ConfigError, match="must be >= 0 with a positive sum; got \\(0.0, 0.0, 0.0\\)"):
             DenoisingLoss(l1=0.0)
+
+
+class TestNoiseNormalizedLoss:
+    """``loss.noise_normalized``: each patch's L1 relative to its own noise std."""
+
+    @staticmethod
+    def _batch():
+        clean = torch.zeros(2, 1, 3, 8, 8)
+        sign = torch.ones(1, 1, 3, 8, 8)
+        sign.view(-1)[::2] = -1  # +-1 pattern: std exactly known
+        noisy = clean + torch.cat([0.1 * sign, 0.3 * sign])
+        return noisy, clean
+
+    def test_weights_by_hand(self):
+        from MedDenoiseLib.training.module import noise_weights
+
+        noisy, clean = self._batch()
+        weights = noise_weights(noisy, clean).flatten()
+        std = (noisy - clean).flatten(1).std(dim=1)  # 0.1 and 0.3 (ddof 1 on +-a with equal counts: a * sqrt(n/(n-1)))
+        torch.testing.assert_close(weights, std.mean() / std)
+        assert float(weights[0]) == pytest.approx(2.0, rel=1e-5) and float(weights[1]) == pytest.approx(2 / 3, rel=1e-5)
+
+    def test_objective_scores_each_patch_relative_to_its_noise(self):
+        from MedDenoiseLib.training.config import TrainConfig
+        from MedDenoiseLib.training.module import TrainingObjective
+
+        raw = {"name": "t", "seed": 0, "model": {"name": "slab25d", "features": 8, "depth": 3},
+               "data": {"train": ["unused.nii.gz"], "patch_size": [3, 8, 8], "loss_margin": 0},
+               "noise": {"modality": "mr", "level_range": [5.0, 5.0]}, "loss": {"l1": 1.0, "noise_normalized": True}}
+        objective = TrainingObjective(TrainConfig.model_validate(raw))
+        noisy, clean = self._batch()
+        batch = objective.prepare(noisy, clean, torch.Generator())
+        loss, _ = objective.loss(noisy, batch)  # the identity: L1 = noise std level of each patch
+        assert float(loss) == pytest.approx(0.2, rel=1e-5)  # both patches weigh 2 x 0.1 = 2/3 x 0.3 = 0.2
+        plain, _ = TrainingObjective(TrainConfig.model_validate({**raw, "loss": {"l1": 1.0}})).loss(noisy, batch)
+        assert float(plain) == pytest.approx(0.2, rel=1e-5)  # plain mean of 0.1 and 0.3: the same here
+        half_fixed = torch.cat([noisy[:1], clean[1:]])  # remove the high-noise patch's error only
+        assert float(objective.loss(half_fixed, batch)[0]) == pytest.approx(0.1, rel=1e-5)
+        assert float(TrainingObjective(TrainConfig.model_validate({**raw, "loss": {"l1": 1.0}})).loss(
+            half_fixed, batch)[0]) == pytest.approx(0.05, rel=1e-5)
+
+    def test_refuses_ssim(self):
+        from MedDenoiseLib.training.config_sections import LossConfig
+
+        with pytest.raises(ValueError, match="loss.noise_normalized needs loss.ssim = 0"):
+            LossConfig(l1=1.0, ssim=0.5, noise_normalized=True)

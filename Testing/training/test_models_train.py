@@ -16,6 +16,7 @@ TINY = {
                 "window": [2, 4, 4]},
     "resunet": {"channels": [4, 8], "num_res_units": 1},
     "slab25d": {"features": 8, "depth": 3, "norm": "none"},
+    "slab_unet": {"features": [4, 8], "blocks": 1},
 }
 
 
