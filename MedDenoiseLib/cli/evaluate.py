@@ -50,7 +50,8 @@ def add_parser(sub) -> None:
                    "(dualnet protocol: default 96x96x8)")
     p.add_argument("--sigma", choices=("estimate", "oracle"), default="estimate",
                    help="noise std given to baselines: blind estimate or std(noisy - clean)")
-    p.add_argument("--mask", choices=("none", "foreground"), default="none")
+    p.add_argument("--mask", choices=("none", "foreground"), default=None,
+                   help="voxels scored (default: none for simulate, foreground for real-noise, where MR air is Rician)")
     p.add_argument("--tta", type=int, default=8)
     p.add_argument("--device", default="cpu")
     p.add_argument("--fast-noise", action="store_true", help="CT: image-domain noise approximation")
@@ -103,7 +104,7 @@ def build_config(args):
                                            missing, "Pass them, or --config with a YAML file."))
         fields = dict(data=args.data, modality=args.modality, methods=args.methods.split(","),
                       levels=[float(v) for v in args.noise.split(",") if v.strip()], reference=args.reference,
-                      crop=parse_size_xyz(args.crop) if args.crop else None, sigma=args.sigma, mask=args.mask,
+                      crop=parse_size_xyz(args.crop) if args.crop else None, sigma=args.sigma, mask=args.mask or "none",
                       tta=args.tta, device=args.device, fast_noise=args.fast_noise,
                       exclude_training=args.exclude_training, baseline_params=_parse_params(args.param),
                       figures=not args.no_figures, bootstrap_resamples=args.bootstrap, fidelity=args.fidelity)
@@ -181,6 +182,8 @@ def _models_table(args) -> int:
 
 
 def _real_noise(args) -> int:
+    import secrets
+
     from ..evaluation.realnoise_protocol import evaluate_real_noise, load_pairs, write_real_noise_report
     from .reporting import StopFlag
 
@@ -191,14 +194,19 @@ def _real_noise(args) -> int:
                                        "--methods", missing, "Pass e.g. --pairs a.nrrd b.nrrd --modality mr "
                                        "--methods noisy,model,nlm."))
     pairs = load_pairs([tuple(p) for p in args.pairs])
+    seed = args.seed if args.seed is not None else secrets.randbelow(2**31)  # drawn, then recorded
+    mask = args.mask or "foreground"
     with StopFlag() as stop:
         result = evaluate_real_noise(pairs, [m for m in args.methods.split(",") if m.strip()], args.modality,
-                                     tta=args.tta, device=args.device, mask=args.mask, seed=args.seed or 0,
-                                     reference=args.reference, should_stop=stop)
-    command = "meddenoise evaluate --protocol real-noise " + " ".join(
-        f"--pairs {shlex.quote(a)} {shlex.quote(b)}" for a, b in args.pairs) + (
-        f" --modality {args.modality} --methods {shlex.quote(args.methods)} --mask {args.mask} --tta {args.tta}"
-        f" --out {shlex.quote(str(args.out))}")
+                                     tta=args.tta, device=args.device, mask=mask, sigma=args.sigma, seed=seed,
+                                     reference=args.reference, baseline_params=_parse_params(args.param),
+                                     n_resamples=args.bootstrap, should_stop=stop)
+    options = [f"--pairs {shlex.quote(a)} {shlex.quote(b)}" for a, b in args.pairs]
+    options += [f"--modality {args.modality}", f"--methods {shlex.quote(args.methods)}",
+                f"--reference {shlex.quote(result['reference'])}", f"--mask {mask}", f"--sigma {args.sigma}",
+                f"--tta {args.tta}", f"--device {shlex.quote(args.device)}", f"--seed {seed}",
+                f"--bootstrap {args.bootstrap}"] + [f"--param {shlex.quote(p)}" for p in args.param]
+    command = " ".join(["meddenoise evaluate --protocol real-noise", *options, f"--out {shlex.quote(str(args.out))}"])
     paths = write_real_noise_report(result, args.out, command=command)
     logger.info("report: %s", paths["markdown"])
     return 0

@@ -4,7 +4,7 @@ Each output slice is predicted from itself and ``context`` neighbours on either 
 (stacked as channels), then a 2x2 space-to-depth as in ``slab25d``. The body is a UNet
 without normalisation layers (as DRUNet): a residual block per scale, strided 2x2
 convolutions down, transposed 2x2 convolutions up and additive skips. Three scales see
-well over 100 pixels of context for less compute per pixel than ``slab25d``'s eight
+about 90 pixels of context (±46) for less compute per pixel than ``slab25d``'s eight
 full-width convolutions; smooth anatomy at low noise needs that reach. Like DnCNN it
 predicts the noise and subtracts it from the centre slice; the last convolution starts at
 zero, so the untrained network is the identity.

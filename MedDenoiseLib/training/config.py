@@ -149,10 +149,10 @@ class TrainConfig(_Strict):
             raise ValueError(rule_message("loss " + " / ".join(branch_terms), "need a model with a noise-estimation "
                                           "branch (dualnet with neb: true)", self.model,
                                           "Set these weights to 0, or use model: {name: dualnet}."))
-        supervised_only = {k: getattr(loss, k) for k in ("neb_l1", "error_nll") if getattr(loss, k) > 0}
+        supervised_only = {k: getattr(loss, k) for k in ("neb_l1", "error_nll", "noise_normalized") if getattr(loss, k)}
         if supervised_only and self.algorithm != "supervised":
             raise ValueError(rule_message("loss " + " / ".join(supervised_only), "need clean images (algorithm "
-                                          "'supervised')", self.algorithm, "Set them to 0 for n2v/n2s fine-tuning."))
+                                          "'supervised')", self.algorithm, "Set them to 0 (noise_normalized: false) for n2v/n2s fine-tuning."))
         return self
 
     @model_validator(mode="after")
