@@ -115,3 +115,12 @@ class TestNoiseNormalizedLoss:
 
         with pytest.raises(ValueError, match="loss.noise_normalized needs loss.ssim = 0"):
             LossConfig(l1=1.0, ssim=0.5, noise_normalized=True)
+
+    def test_refuses_self_supervised(self):
+        from MedDenoiseLib.training.config import TrainConfig
+
+        raw = {"name": "t", "algorithm": "n2v", "model": {"name": "slab25d"}, "data": {"train": ["unused.nii.gz"]},
+               "noise": {"modality": "mr"},
+               "loss": {"l1": 1.0, "noise_normalized": True}}
+        with pytest.raises(ValueError, match="noise_normalized need clean images"):
+            TrainConfig.model_validate(raw)
