@@ -65,6 +65,8 @@ def add_parser(sub) -> None:
     p.add_argument("--out", type=Path, default=None, help="report directory (report.json, report.md, figures/)")
     p.add_argument("--reports", nargs="+", type=Path, default=None,
                    help="models-table: report.json files or report directories (one per modality)")
+    p.add_argument("--candidates", nargs="+", type=Path, default=None,
+                   help="models-table: reports of models tried and not shipped (own section)")
     p.add_argument("--pairs", nargs=2, action="append", default=None, metavar=("FIRST", "SECOND"),
                    help="real-noise: two repeated acquisitions of the same anatomy on one grid (repeatable)")
     p.add_argument("--data-root", type=Path, default=Path("../shared/data"), help="reproductions: shared data folder")
@@ -173,10 +175,14 @@ def _models_table(args) -> int:
                                        (args.reports, args.doc),
                                        "Pass --reports docs/evaluation/*_heldout --doc docs/models.md."))
     reports = load_reports(args.reports)
+    candidates = load_reports(args.candidates) if args.candidates else []
     command = "meddenoise evaluate --protocol models-table --reports " + " ".join(
-        shlex.quote(str(p)) for p in args.reports) + f" --doc {shlex.quote(str(args.doc))}"
+        shlex.quote(str(p)) for p in args.reports)
+    if args.candidates:
+        command += " --candidates " + " ".join(shlex.quote(str(p)) for p in args.candidates)
+    command += f" --doc {shlex.quote(str(args.doc))}"
     args.doc.parent.mkdir(parents=True, exist_ok=True)
-    args.doc.write_text(models_markdown(reports, command=command), encoding="utf-8")
+    args.doc.write_text(models_markdown(reports, command=command, candidates=candidates), encoding="utf-8")
     logger.info("wrote %s", args.doc)
     return 0
 

@@ -90,6 +90,26 @@ def test_cli_writes_the_page(tmp_path, monkeypatch):
     assert load_reports([tmp_path / "run"])[0]["_path"].endswith("report.json")
 
 
+def test_candidates_get_their_own_section(tmp_path, monkeypatch):
+    monkeypatch.setenv("MEDDENOISE_MODELS", str(write_tiny_models_root(tmp_path / "models")))
+    for name, report in (("run", _report()), ("cand", _report())):
+        report.pop("_path")
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "report.json").write_text(json.dumps(report), encoding="utf-8")
+    doc = tmp_path / "models.md"
+    assert main(["evaluate", "--protocol", "models-table", "--reports", str(tmp_path / "run"), "--candidates",
+                 str(tmp_path / "cand"), "--doc", str(doc)]) == 0
+    text = doc.read_text(encoding="utf-8")
+    shipped, candidates = text.split("## Candidates tried, not shipped")
+    assert "### MR: `model:m`" in candidates and "--candidates" in shipped
+    assert len(_lines_with(candidates, "| bm4d |")) == len(_lines_with(shipped, "| bm4d |")) >= 1
+    report = _report()  # a shipped model's bars are not repeated among the candidates
+    report["methods"] = [{"name": "model:mr_tiny@tta"}] + report["methods"]
+    report["summary"] += [{**row, "method": "model:mr_tiny@tta"} for row in report["summary"] if row["method"] == "model:m"]
+    page = models_markdown([_report()], command="cmd", root=write_tiny_models_root(tmp_path / "m2"), candidates=[report])
+    assert "### MR: `model:m`" in page and "Quality bar for `model:mr_tiny@tta`" not in page
+
+
 def test_cli_refuses_missing_reports(tmp_path):
     assert main(["evaluate", "--protocol", "models-table", "--doc", str(tmp_path / "m.md")]) == 2
 

@@ -26,7 +26,7 @@ __all__ = ["DUALNET_ROWS", "run_dualnet"]
 #: Table rows: label -> how to find the method for a modality (None: a fixed method token).
 DUALNET_ROWS = (("no denoising", "noisy"), ("BM4D", "bm4d"), ("DnCNN", "{m}_dncnn"), ("Noise2Void", "{m}_n2v"),
                 ("ours (default model)", "default"))
-TEST_FILES = {**{m: v["test"] for m, v in SPLITS["nit_raipur"].items()}, "xr": ["xr/pydicom_tibia_cr.nii.gz"]}
+TEST_FILES = {**{m: v["test"] for m, v in SPLITS["nit_raipur"].items()}, "xr": ["xr/pydicom_tibia_cr.nii.gz#y=1200:"]}  # rows 0-1099 train xr_slab25d
 CROP_ZYX = (8, 96, 96)
 
 
