@@ -11,7 +11,8 @@ from torch import nn
 from MedDenoiseLib.errors import ConfigError, ShapeError
 from MedDenoiseLib.models import build_model, count_parameters, get_spec
 
-__all__ = ["DEVICES", "SHAPES", "ArchitectureContract", "conv_parameters", "random_input"]
+__all__ = ["DEVICES", "SHAPES", "ArchitectureContract", "assert_2p5d_locality", "conv_parameters", "perturb_weights",
+           "random_input"]
 
 DEVICES = [
     "cpu",
@@ -133,3 +134,21 @@ class ArchitectureContract:
             model(torch.rand(1, 2, 4, 8, 8))
         with pytest.raises(ShapeError, match="floating-point"):
             model(torch.ones(1, 1, 4, 8, 8, dtype=torch.int64))
+
+
+def perturb_weights(model: nn.Module) -> nn.Module:
+    """Add seeded noise to every weight: residual models start as the identity (last layer zero)."""
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.05 * torch.randn(p.shape, generator=torch.Generator().manual_seed(p.numel())))
+    return model
+
+
+def assert_2p5d_locality(model: nn.Module) -> None:
+    """With context 1, changing slice 0 changes slice 1 and leaves slices >= 2 exactly as they were."""
+    x = random_input((1, 1, 6, 16, 16))
+    y = x.clone()
+    y[:, :, 0] += 1.0
+    with torch.no_grad():
+        a, b = model(x), model(y)
+    assert torch.equal(a[:, :, 2:], b[:, :, 2:]) and not torch.equal(a[:, :, 1], b[:, :, 1])

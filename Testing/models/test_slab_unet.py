@@ -7,15 +7,7 @@ import pytest
 import torch
 
 from MedDenoiseLib.models import count_parameters
-from architecture_contract import ArchitectureContract, random_input
-
-
-def _perturb(model):
-    """The last convolution starts at zero (identity); give every weight a value."""
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(0.05 * torch.randn(p.shape, generator=torch.Generator().manual_seed(p.numel())))
-    return model
+from architecture_contract import ArchitectureContract, assert_2p5d_locality, perturb_weights, random_input
 
 
 class TestSlabUNet(ArchitectureContract):
@@ -48,17 +40,11 @@ class TestSlabUNet(ArchitectureContract):
                           "downscale": 2, "dropout": 0.0}
 
     def test_slices_see_only_their_neighbours(self):
-        model = _perturb(self.model())
-        x = random_input((1, 1, 6, 16, 16))
-        y = x.clone()
-        y[:, :, 0] += 1.0
-        with torch.no_grad():
-            a, b = model(x), model(y)
-        assert torch.equal(a[:, :, 2:], b[:, :, 2:]) and not torch.equal(a[:, :, 1], b[:, :, 1])
+        assert_2p5d_locality(perturb_weights(self.model()))
 
     def test_reach_in_plane(self):
         """A voxel 40 pixels away changes the output (slab25d's 8 convolutions reach 17)."""
-        model = _perturb(self.model())
+        model = perturb_weights(self.model())
         x = random_input((1, 1, 1, 64, 64))
         y = x.clone()
         y[..., 50, 50] += 1.0
@@ -70,7 +56,7 @@ class TestSlabUNet(ArchitectureContract):
     def test_padding_keeps_alignment(self, size):
         """Sizes off the multiple of 8 are reflect-padded at the far ends and cropped back: the output is the
         padded image's output, cropped (no shift)."""
-        model = _perturb(self.model())
+        model = perturb_weights(self.model())
         assert model.multiple == 8
         x = random_input((1, 1, 2, *size))
         pad_h, pad_w = (-size[0]) % 8, (-size[1]) % 8
