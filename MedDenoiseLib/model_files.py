@@ -72,9 +72,10 @@ def verified_weights(card: dict, directory: Path) -> Path:
     return weights
 
 
-def shipped_models() -> dict[str, Path]:
-    """Shipped model name (directory name) -> directory, for every directory holding a card."""
-    root = models_root()
+def shipped_models(root: Path | None = None) -> dict[str, Path]:
+    """Shipped model name (directory name) -> directory, for every directory of ``root`` (default
+    :func:`models_root`) holding a card."""
+    root = models_root() if root is None else Path(root)
     if not root.is_dir():
         return {}
     return {p.name: p for p in sorted(root.iterdir()) if (p / CARD_NAME).is_file()}

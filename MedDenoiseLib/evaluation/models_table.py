@@ -15,7 +15,7 @@ import math
 from pathlib import Path
 from typing import Sequence
 
-from ..model_files import models_root, read_card
+from ..model_files import models_root, read_card, shipped_models
 
 __all__ = ["BARS", "load_reports", "models_markdown"]
 
@@ -198,5 +198,5 @@ def models_markdown(reports: list[dict], *, command: str, root: Path | None = No
         lines += ["Timing on this run's machine:", "", *_timing(report), "",
                   "Uncertainty calibration:", "", *_calibration(report), ""]
     if candidates:
-        lines += _candidates(candidates, {p.name for p in (root or models_root()).iterdir() if p.is_dir()})
+        lines += _candidates(candidates, set(shipped_models(root)))
     return "\n".join(lines) + "\n"

@@ -32,11 +32,11 @@ from ..errors import CancelledError, InputError, rule_message
 from ..io import as_float, read_region
 from ..metrics.realnoise import noise_sigma_from_pairs, paired_acquisition_mse
 from ..metrics.segmentation import tissue_classes
-from ..metrics.stats import compare_paired, holm_bonferroni
 from ..volume import Geometry
 from .cases import case_name
 from .methods import build_methods
 from .report import fmt_p, json_ready
+from .summary import paired_row, with_holm
 
 logger = logging.getLogger(__name__)
 
@@ -138,23 +138,12 @@ def _psnr(mse: float, setup: _PairSetup) -> float:
 
 def _compare(records: list[dict], names: list[str], reference: str, seed: int, n_resamples: int) -> list[dict]:
     """Paired tests on the MSE estimate (unbiased, may be <= 0: no pair is dropped). Δ = reference − other."""
-    ref = {r["case"]: r["mse_estimate"] for r in records if r["method"] == reference}
-    rows = []
-    for other in names:
-        if other == reference:
-            continue
-        oth = {r["case"]: r["mse_estimate"] for r in records if r["method"] == other}
-        common = [c for c in ref if c in oth and math.isfinite(ref[c]) and math.isfinite(oth[c])]
-        row = {"metric": "mse_estimate", "reference": reference, "other": other, "n": len(common)}
-        if common:
-            row.update(compare_paired([ref[c] for c in common], [oth[c] for c in common], seed=seed,
-                                      n_resamples=n_resamples).to_dict())
-        else:
-            row.update({"mean_diff": math.nan, "p_value": math.nan, "test": "none: no paired cases"})
-        rows.append(row)
-    for row, p in zip(rows, holm_bonferroni([r.get("p_value", math.nan) for r in rows])):
-        row["p_holm"] = p
-    return rows
+    def scores(method: str) -> dict[str, float]:
+        return {r["case"]: r["mse_estimate"] for r in records if r["method"] == method}
+
+    return with_holm([{"metric": "mse_estimate", "reference": reference, "other": other,
+                       **paired_row(scores(reference), scores(other), seed=seed, n_resamples=n_resamples)}
+                      for other in names if other != reference])
 
 
 def _summary(records: list[dict], names: list[str]) -> list[dict]:

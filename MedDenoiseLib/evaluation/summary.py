@@ -14,7 +14,7 @@ import numpy as np
 
 from ..metrics.stats import compare_paired, holm_bonferroni
 
-__all__ = ["METRICS", "HIGHER_IS_BETTER", "summarize", "compare_methods", "timing_table"]
+__all__ = ["METRICS", "HIGHER_IS_BETTER", "summarize", "compare_methods", "paired_row", "timing_table", "with_holm"]
 
 METRICS = ("psnr", "ssim", "rmse", "mae", "dice")
 HIGHER_IS_BETTER = {"psnr": True, "ssim": True, "rmse": False, "mae": False, "dice": True}
@@ -50,22 +50,29 @@ def compare_methods(records: list[dict], reference: str, methods: Sequence[str],
             for other in methods:
                 if other == reference:
                     continue
-                oth = _scores(records, other, level, metric)
-                common = [c for c in ref if c in oth and math.isfinite(ref[c]) and math.isfinite(oth[c])]
-                row = {"metric": metric, "level": level, "reference": reference, "other": other, "n": len(common),
-                       "higher_is_better": HIGHER_IS_BETTER[metric]}
-                if common:
-                    result = compare_paired([ref[c] for c in common], [oth[c] for c in common], seed=seed,
-                                            n_resamples=n_resamples)
-                    row.update(result.to_dict())
-                else:
-                    row.update({"mean_diff": math.nan, "p_value": math.nan, "test": "none: no paired cases"})
-                family.append(row)
-        adjusted = holm_bonferroni([r.get("p_value", math.nan) for r in family])
-        for row, p in zip(family, adjusted):
-            row["p_holm"] = p
-        rows.extend(family)
+                family.append({"metric": metric, "level": level, "reference": reference, "other": other,
+                               "higher_is_better": HIGHER_IS_BETTER[metric],
+                               **paired_row(ref, _scores(records, other, level, metric), seed=seed,
+                                            n_resamples=n_resamples)})
+        rows.extend(with_holm(family))
     return rows
+
+
+def paired_row(reference: dict[str, float], other: dict[str, float], *, seed: int, n_resamples: int = 9999) -> dict:
+    """``reference`` minus ``other`` over the cases both scored finitely (case name -> score): n, Δ, CI, test, p."""
+    common = [c for c in reference if c in other and math.isfinite(reference[c]) and math.isfinite(other[c])]
+    if not common:
+        return {"n": 0, "mean_diff": math.nan, "p_value": math.nan, "test": "none: no paired cases"}
+    result = compare_paired([reference[c] for c in common], [other[c] for c in common], seed=seed,
+                            n_resamples=n_resamples)
+    return {"n": len(common), **result.to_dict()}
+
+
+def with_holm(family: list[dict]) -> list[dict]:
+    """The rows of one family of tests, each given ``p_holm`` (Holm-Bonferroni over the family's ``p_value``)."""
+    for row, p in zip(family, holm_bonferroni([r.get("p_value", math.nan) for r in family])):
+        row["p_holm"] = p
+    return family
 
 
 def timing_table(records: list[dict], methods: Sequence[str]) -> list[dict]:
