@@ -67,6 +67,8 @@ def add_parser(sub) -> None:
                    help="models-table: report.json files or report directories (one per modality)")
     p.add_argument("--candidates", nargs="+", type=Path, default=None,
                    help="models-table: reports of models tried and not shipped (own section)")
+    p.add_argument("--ablations", nargs="+", type=Path, default=None,
+                   help="models-table: reports scoring DUAL-NET ablation variants (own section)")
     p.add_argument("--pairs", nargs=2, action="append", default=None, metavar=("FIRST", "SECOND"),
                    help="real-noise: two repeated acquisitions of the same anatomy on one grid (repeatable)")
     p.add_argument("--data-root", type=Path, default=Path("../shared/data"), help="reproductions: shared data folder")
@@ -180,9 +182,13 @@ def _models_table(args) -> int:
         shlex.quote(str(p)) for p in args.reports)
     if args.candidates:
         command += " --candidates " + " ".join(shlex.quote(str(p)) for p in args.candidates)
+    if args.ablations:
+        command += " --ablations " + " ".join(shlex.quote(str(p)) for p in args.ablations)
     command += f" --doc {shlex.quote(str(args.doc))}"
     args.doc.parent.mkdir(parents=True, exist_ok=True)
-    args.doc.write_text(models_markdown(reports, command=command, candidates=candidates), encoding="utf-8")
+    ablations = load_reports(args.ablations) if args.ablations else []
+    args.doc.write_text(models_markdown(reports, command=command, candidates=candidates, ablations=ablations),
+                        encoding="utf-8")
     logger.info("wrote %s", args.doc)
     return 0
 

@@ -22,7 +22,7 @@ from ..volume import Geometry, Volume
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["MethodOutput", "NoisyMethod", "BaselineMethod", "ModelMethod", "build_methods"]
+__all__ = ["MethodOutput", "NoisyMethod", "BaselineMethod", "ModelMethod", "build_methods", "training_summary"]
 
 
 @dataclass
@@ -106,7 +106,23 @@ class ModelMethod:
         return {"name": self.name, "kind": self.kind, "model": self.loaded.name, "path": str(self.loaded.path),
                 "sha256": card.get("sha256"), "architecture": card.get("architecture"), "tta": self.tta,
                 "uncertainty_source": self.uncertainty_source, "mc_dropout": self.mc_dropout,
-                "device": self.device, "trained_on": card.get("training", {}).get("config", {}).get("data", {}).get("train")}
+                "device": self.device, "trained_on": _training_config(card).get("data", {}).get("train"),
+                "training": training_summary(card)}
+
+
+def _training_config(card: dict) -> dict:
+    return (card.get("training") or {}).get("config") or {}
+
+
+def training_summary(card: dict) -> dict:
+    """How a model was trained, from its card: algorithm, the weights it started from, steps.
+
+    >>> training_summary({"training": {"config": {"algorithm": "n2v", "init": "a", "optim": {"steps": 9}}}})
+    {'algorithm': 'n2v', 'init': 'a', 'steps': 9}
+    """
+    config = _training_config(card)
+    return {"algorithm": config.get("algorithm"), "init": config.get("init"),
+            "steps": (config.get("optim") or {}).get("steps")}
 
 
 def parse_model_token(token: str) -> tuple[str, str, int]:

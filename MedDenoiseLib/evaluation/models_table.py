@@ -1,4 +1,4 @@
-"""``docs/models.md`` from evaluation reports: shipped models, quality bars, ablations, calibration.
+"""``docs/models.md`` from evaluation reports: shipped models, quality bars, calibration, candidates, ablations.
 
 Input: the ``report.json`` of one ``meddenoise evaluate`` run per modality (held-out cases,
 models and classical baselines side by side). Output: one Markdown page with, per modality,
@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Sequence
 
 from ..model_files import models_root, read_card, shipped_models
+from .ablation_table import ablation_section
+from .report_tables import fmt, mean_of, paper_table
 
 __all__ = ["BARS", "load_reports", "models_markdown"]
 
@@ -38,17 +40,6 @@ def load_reports(paths: Sequence[str | Path]) -> list[dict]:
     return reports
 
 
-def _mean(report: dict, metric: str, level: float, method: str) -> float:
-    for row in report["summary"]:
-        if row["metric"] == metric and row["level"] == level and row["method"] == method:
-            return math.nan if row["mean"] is None else float(row["mean"])
-    return math.nan
-
-
-def _fmt(value: float, digits: int = 2) -> str:
-    return "–" if value is None or not math.isfinite(value) else f"{value:.{digits}f}"
-
-
 def _methods(report: dict) -> tuple[list[str], list[str]]:
     names = [m["name"] for m in report["methods"]]
     models = [n for n in names if n.startswith("model")]
@@ -56,19 +47,8 @@ def _methods(report: dict) -> tuple[list[str], list[str]]:
     return models, baselines
 
 
-def _paper_table(report: dict) -> list[str]:
-    levels = report["config"]["levels"]
-    head = "| method | " + " | ".join(f"{lv:g}: PSNR / SSIM" for lv in levels) + " |"
-    lines = [head, "|" + "---|" * (len(levels) + 1)]
-    for method in [m["name"] for m in report["methods"]]:
-        cells = [f"{_fmt(_mean(report, 'psnr', lv, method))} / {_fmt(_mean(report, 'ssim', lv, method), 3)}"
-                 for lv in levels]
-        lines.append(f"| {method} | " + " | ".join(cells) + " |")
-    return lines
-
-
 def _best_baseline(report: dict, level: float, baselines: list[str]) -> tuple[str, float]:
-    scored = [(b, _mean(report, "psnr", level, b)) for b in baselines]
+    scored = [(b, mean_of(report, "psnr", level, b)) for b in baselines]
     scored = [s for s in scored if math.isfinite(s[1])]
     return max(scored, key=lambda s: s[1]) if scored else ("none", math.nan)
 
@@ -82,17 +62,17 @@ def _bar_rows(report: dict, model: str, baselines: list[str]) -> list[str]:
     for level in levels:
         for reference, need in BARS.get(modality, {}).items():
             name, value = (_best_baseline(report, level, baselines) if reference == "best"
-                           else (reference, _mean(report, "psnr", level, reference)))
-            gap = _mean(report, "psnr", level, model) - value
-            ssim_gap = _mean(report, "ssim", level, model) - _mean(report, "ssim", level, name)
+                           else (reference, mean_of(report, "psnr", level, reference)))
+            gap = mean_of(report, "psnr", level, model) - value
+            ssim_gap = mean_of(report, "ssim", level, model) - mean_of(report, "ssim", level, name)
             ssim_ok = ssim_gap >= 0 if modality in SSIM_NOT_LOWER else True
             met = "yes" if math.isfinite(gap) and gap >= need and ssim_ok else "**no**"
             label = f"best baseline ({name})" if reference == "best" else name
-            lines.append(f"| {level:g} | {label} | {_fmt(gap)} | +{need:g} | {_fmt(ssim_gap, 3)} | {met} |")
+            lines.append(f"| {level:g} | {label} | {fmt(gap)} | +{need:g} | {fmt(ssim_gap, 3)} | {met} |")
     lowest = _lowest_noise_level(report)
     name, value = _best_baseline(report, lowest, baselines)
-    gap = _mean(report, "psnr", lowest, model) - value
-    lines.append(f"| {lowest:g} (lowest noise) | best baseline ({name}) | {_fmt(gap)} | ≥ 0 | – | "
+    gap = mean_of(report, "psnr", lowest, model) - value
+    lines.append(f"| {lowest:g} (lowest noise) | best baseline ({name}) | {fmt(gap)} | ≥ 0 | – | "
                  f"{'yes' if math.isfinite(gap) and gap >= 0 else '**no**'} |")
     if modality == "ct":
         lines += ["", _ct_bias_line(report, model)]
@@ -113,7 +93,7 @@ def _ct_bias_line(report: dict, model: str) -> str:
 def _lowest_noise_level(report: dict) -> float:
     """The level with the highest noisy-input PSNR (level units differ: dose vs sigma vs looks)."""
     levels = report["config"]["levels"]
-    return max(levels, key=lambda lv: _mean(report, "psnr", lv, "noisy"))
+    return max(levels, key=lambda lv: mean_of(report, "psnr", lv, "noisy"))
 
 
 def _timing(report: dict) -> list[str]:
@@ -121,8 +101,8 @@ def _timing(report: dict) -> list[str]:
     for row in report.get("timing", []):
         if row["method"] in NON_BASELINES:
             continue
-        lines.append(f"| {row['method']} | {_fmt(row['mean_seconds'], 1)} | "
-                     f"{_fmt(row['voxels_per_s'] or math.nan, 0)} |")
+        lines.append(f"| {row['method']} | {fmt(row['mean_seconds'], 1)} | "
+                     f"{fmt(row['voxels_per_s'] or math.nan, 0)} |")
     return lines
 
 
@@ -134,8 +114,8 @@ def _calibration(report: dict) -> list[str]:
         coverage = row.get("calibration_coverage")
         if coverage is None or not math.isfinite(coverage):
             continue
-        rows.append(f"| {row['method']} | {row.get('calibration_source') or '?'} | {_fmt(100 * coverage, 1)} % | "
-                    f"{_fmt(row.get('calibration_spearman', math.nan), 3)} | {'yes' if coverage >= 0.8 else '**no**'} |")
+        rows.append(f"| {row['method']} | {row.get('calibration_source') or '?'} | {fmt(100 * coverage, 1)} % | "
+                    f"{fmt(row.get('calibration_spearman', math.nan), 3)} | {'yes' if coverage >= 0.8 else '**no**'} |")
     if not rows:
         return ["(no calibration: run `meddenoise evaluate ... --fidelity`)"]
     verdicts = [f"- `{v['method']}`: {v.get('text') or '; '.join(v.get('lines', []))}"
@@ -153,7 +133,7 @@ def _shipped_table(root: Path) -> list[str]:
         training = card.get("training") or {}
         size = (directory / "model.safetensors").stat().st_size / 1e6
         steps, seconds = training.get("steps"), training.get("wall_seconds")
-        trained = f"{steps} steps, {_fmt((seconds or math.nan) / 60, 0)} min on {training.get('device', '?')}"
+        trained = f"{steps} steps, {fmt((seconds or math.nan) / 60, 0)} min on {training.get('device', '?')}"
         scale = ((card.get("uncertainty_calibration") or {}).get("scales") or {}).get("tta", {}).get("8")
         lines.append(f"| `{card.get('name')}` | {card.get('modality')} | {card.get('architecture')} | "
                      f"{card.get('parameters')} | {size:.2f} | {trained} | "
@@ -170,15 +150,16 @@ def _candidates(candidates: list[dict], shipped: set[str]) -> list[str]:
         models, baselines = _methods(report)
         tried = [m for m in models if m.split(":", 1)[-1].split("@")[0] not in shipped]
         lines += [f"### {report['config']['modality'].upper()}: {', '.join(f'`{m}`' for m in tried)}", "",
-                  f"Report `{report['_path']}` ({report['command']}).", "", *_paper_table(report), ""]
+                  f"Report `{report['_path']}` ({report['command']}).", "", *paper_table(report), ""]
         for model in tried:
             lines += [f"Quality bar for `{model}`:", "", *_bar_rows(report, model, baselines), ""]
     return lines
 
 
 def models_markdown(reports: list[dict], *, command: str, root: Path | None = None,
-                    candidates: list[dict] | None = None) -> str:
-    """The whole page; ``candidates`` (reports of models not shipped) get a section of their own at the end."""
+                    candidates: list[dict] | None = None, ablations: list[dict] | None = None) -> str:
+    """The whole page; ``candidates`` (reports of models not shipped) and ``ablations`` (reports scoring
+    DUAL-NET variants, see :mod:`.ablation_table`) get sections of their own at the end."""
     sources = ", ".join(f"`{r['_path']}`" for r in reports)
     lines = ["# Shipped models and how they compare", "",
              f"Generated by `{command}` from {sources}. "
@@ -192,11 +173,13 @@ def models_markdown(reports: list[dict], *, command: str, root: Path | None = No
         lines += [f"## {config['modality'].upper()}", "",
                   f"Held-out cases: {cases}. Noise levels: {config['levels']} ({report['command']}).", "",
                   "PSNR (dB) / SSIM inside the foreground mask, mean over cases (seed papers' layout):", "",
-                  *_paper_table(report), ""]
+                  *paper_table(report), ""]
         for model in models:
             lines += [f"Quality bar for `{model}`:", "", *_bar_rows(report, model, baselines), ""]
         lines += ["Timing on this run's machine:", "", *_timing(report), "",
                   "Uncertainty calibration:", "", *_calibration(report), ""]
     if candidates:
         lines += _candidates(candidates, set(shipped_models(root)))
+    if ablations:
+        lines += ablation_section(ablations)
     return "\n".join(lines) + "\n"
