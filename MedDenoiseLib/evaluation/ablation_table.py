@@ -60,9 +60,9 @@ def _mark(value: bool | None) -> str:
 
 def _switch_table(report: dict, variants: list[dict], full: dict | None) -> list[str]:
     levels = report["config"]["levels"]
-    lines = ["| variant | model | NEB | non-local | stage-2 self-supervised | "
+    lines = ["| variant | model | NEB | non-local | stage-2 self-supervised | steps | "
              + " | ".join(f"{lv:g}: Δ PSNR / Δ SSIM vs full" for lv in levels) + " |",
-             "|" + "---|" * (5 + len(levels))]
+             "|" + "---|" * (6 + len(levels))]
     for variant in variants:
         cells = []
         for level in levels:
@@ -73,8 +73,15 @@ def _switch_table(report: dict, variants: list[dict], full: dict | None) -> list
                       for metric in ("psnr", "ssim")]
             cells.append(f"{_signed(deltas[0], 2)} / {_signed(deltas[1], 3)}")
         lines.append(f"| {_ablation_name(variant)} | `{variant['model']}` | {_mark(variant['neb'])} | "
-                     f"{_mark(variant['nonlocal'])} | {_mark(variant['self_supervised'])} | " + " | ".join(cells) + " |")
+                     f"{_mark(variant['nonlocal'])} | {_mark(variant['self_supervised'])} | {_steps(variant)} | "
+                     + " | ".join(cells) + " |")
     return lines
+
+
+def _steps(variant: dict) -> str:
+    """Steps of the run that made the weights (a stage 2 counts its own steps only)."""
+    steps = "?" if variant["steps"] is None else str(variant["steps"])
+    return steps + (" (stage 2)" if variant["self_supervised"] else "")
 
 
 def _signed(value: float, digits: int) -> str:

@@ -55,10 +55,10 @@ def test_variants_are_the_dualnet_methods_with_their_switches():
 def test_differences_to_the_full_model_by_hand():
     lines = ablation_section([_report()])
     # no_ssl: 33.5 - 34 = -0.50, 0.91 - 0.90 = +0.010 at level 3; 29.25 - 29 = +0.25, 0.78 - 0.80 = -0.020 at 9
-    assert _row(lines, "no_ssl") == "| no self-supervised | `no_ssl` | yes | yes | no | -0.50 / +0.010 | +0.25 / -0.020 |"
-    assert _row(lines, "no_neb") == "| no NEB | `no_neb` | no | yes | yes | -1.00 / -0.020 | -1.00 / -0.050 |"
-    assert _row(lines, "no_nonlocal").startswith("| no non-local attention | `no_nonlocal` | yes | no | yes | +0.00 / ")
-    assert _row(lines, "full") == "| full | `full` | yes | yes | yes | – | – |"
+    assert _row(lines, "no_ssl") == "| no self-supervised | `no_ssl` | yes | yes | no | 500 | -0.50 / +0.010 | +0.25 / -0.020 |"
+    assert _row(lines, "no_neb") == "| no NEB | `no_neb` | no | yes | yes | 500 (stage 2) | -1.00 / -0.020 | -1.00 / -0.050 |"
+    assert _row(lines, "no_nonlocal").startswith("| no non-local attention | `no_nonlocal` | yes | no | yes | 500 (stage 2) | +0.00 / ")
+    assert _row(lines, "full") == "| full | `full` | yes | yes | yes | 500 (stage 2) | – | – |"
     assert "| bm4d | 35.00 / – | 35.00 / – |" in lines  # the report's full table comes first
 
 
@@ -73,7 +73,7 @@ def test_old_reports_without_training_show_unknown_stage():
     report = _report()
     for method in report["methods"]:
         method.pop("training", None)
-    assert _row(ablation_section([report]), "no_neb").startswith("| no NEB | `no_neb` | no | yes | ? |")
+    assert _row(ablation_section([report]), "no_neb").startswith("| no NEB | `no_neb` | no | yes | ? | ? |")
 
 
 def test_training_summary_reads_the_card():
