@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from ..errors import ShapeError, rule_message
 from .config_sections import AugmentConfig
 
-__all__ = ["augment_batch", "elastic_deform", "isotropic_in_plane"]
+__all__ = ["augment_batch", "centre_slice_everywhere", "elastic_deform", "isotropic_in_plane"]
 
 #: Relative tolerance under which x and y spacings count as equal.
 ISOTROPY_TOLERANCE = 1e-3
@@ -37,7 +37,8 @@ def augment_batch(noisy: torch.Tensor, clean: torch.Tensor | None, *, config: Au
 
     Draw order (kept stable so resumed runs replay exactly): one flip draw per axis D, H, W
     (whole batch), then, with ``rot90``, one k in {0, 1, 2, 3} per sample (used only where
-    ``isotropic[b]`` and H == W), then one intensity factor per sample from U(low, high).
+    ``isotropic[b]`` and H == W), then one intensity factor per sample from U(low, high), then, with
+    ``single_slice_probability`` > 0, one uniform per sample deciding which become single images.
     """
     if config.flip:
         for dim in (2, 3, 4):
@@ -52,7 +53,23 @@ def augment_batch(noisy: torch.Tensor, clean: torch.Tensor | None, *, config: Au
             clean = _rotate(clean, ks) if clean is not None else None
     low, high = config.intensity_scale
     scale = low + (high - low) * torch.rand((noisy.shape[0], 1, 1, 1, 1), generator=generator)
-    return noisy * scale, (clean * scale if clean is not None else None)
+    noisy, clean = noisy * scale, (clean * scale if clean is not None else None)
+    if config.single_slice_probability > 0:
+        single = torch.rand(noisy.shape[0], generator=generator) < config.single_slice_probability
+        noisy = centre_slice_everywhere(noisy, single)
+        clean = centre_slice_everywhere(clean, single) if clean is not None else None
+    return noisy, clean
+
+
+def centre_slice_everywhere(x: torch.Tensor, chosen: torch.Tensor) -> torch.Tensor:
+    """(B, C, D, H, W) with every slice of the ``chosen`` samples (bool, (B,)) replaced by their centre slice.
+
+    >>> x = torch.arange(3.0).reshape(1, 1, 3, 1, 1)
+    >>> centre_slice_everywhere(x, torch.tensor([True])).flatten().tolist()
+    [1.0, 1.0, 1.0]
+    """
+    centre = x[:, :, x.shape[2] // 2:x.shape[2] // 2 + 1].expand_as(x)
+    return torch.where(chosen.to(x.device).view(-1, 1, 1, 1, 1), centre, x)
 
 
 def _rotate(x: torch.Tensor, ks: torch.Tensor) -> torch.Tensor:

@@ -43,6 +43,10 @@ class AugmentConfig(_Strict):
     """Standard deviation of the control-point displacements, in voxels."""
     elastic_control_points: int = Field(default=5, ge=3, le=16)
     """Control points per axis of the coarse displacement grid (smoothness)."""
+    single_slice_probability: float = Field(default=0.0, ge=0.0, le=1.0)
+    """Chance that a sample becomes a single image: every slice of its noisy and clean patch replaced by the
+    centre slice (noise included), which is what a 2.5D model sees at inference on a 2D image (one frame,
+    one radiograph: the volume ends are replicated). For modalities mixing cine clips and single frames."""
 
     @model_validator(mode="after")
     def _scale_range(self) -> "AugmentConfig":

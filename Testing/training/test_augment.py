@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from MedDenoiseLib.training.augment import augment_batch, elastic_deform, isotropic_in_plane
+from MedDenoiseLib.training.augment import augment_batch, centre_slice_everywhere, elastic_deform, isotropic_in_plane
 from MedDenoiseLib.training.config import AugmentConfig
 
 
@@ -41,6 +41,42 @@ class TestAugment:
         b = elastic_deform(volume, magnitude=2.0, control_points=4, generator=_gen(4))
         assert torch.equal(a, b) and a.shape == volume.shape and not torch.equal(a, volume)
         assert float((a - volume).abs().mean()) < float(volume.std())  # smooth, not a scramble
+
+    def test_single_slice_samples_repeat_their_noisy_and_clean_centre(self):
+        noisy = torch.rand(64, 1, 5, 4, 4, generator=_gen(6))
+        clean = noisy * 0.5
+        config = AugmentConfig(flip=False, intensity_scale=(1.0, 1.0), single_slice_probability=0.5)
+        out, target = augment_batch(noisy, clean, config=config, isotropic=torch.ones(64, dtype=torch.bool),
+                                    generator=_gen(7))
+        single = torch.tensor([bool((o == o[:, 2:3]).all()) for o in out])
+        assert 16 < int(single.sum()) < 48  # about half of 64 (binomial sd 4)
+        for o, t, x, c, s in zip(out, target, noisy, clean, single):
+            expected = (x[:, 2:3].expand_as(x), c[:, 2:3].expand_as(c)) if s else (x, c)
+            assert torch.equal(o, expected[0]) and torch.equal(t, expected[1])  # the pair stays a pair
+        again, _ = augment_batch(noisy, clean, config=config, isotropic=torch.ones(64, dtype=torch.bool),
+                                 generator=_gen(7))
+        assert torch.equal(again, out)
+
+    def test_single_slice_off_draws_nothing(self):
+        # p = 0 keeps the draw sequence of older configs: the generator ends in the same state
+        config = AugmentConfig(single_slice_probability=0.0)
+        g = _gen(8)
+        augment_batch(torch.rand(2, 1, 3, 4, 4), None, config=config, isotropic=torch.ones(2, dtype=torch.bool),
+                      generator=g)
+        reference = _gen(8)
+        for _ in range(3):
+            torch.rand((), generator=reference)
+        torch.rand((2, 1, 1, 1, 1), generator=reference)
+        assert torch.equal(torch.rand(4, generator=g), torch.rand(4, generator=reference))
+
+    def test_centre_slice_by_hand(self):
+        x = torch.arange(6.0).reshape(2, 1, 3, 1, 1)
+        out = centre_slice_everywhere(x, torch.tensor([False, True]))
+        assert out.flatten().tolist() == [0.0, 1.0, 2.0, 4.0, 4.0, 4.0]
+
+    def test_bad_single_slice_probability_is_refused(self):
+        with pytest.raises(ValueError, match="single_slice_probability"):
+            AugmentConfig(single_slice_probability=1.5)
 
     def test_bad_scale_range_is_refused(self):
         with pytest.raises(ValueError, match=r"intensity_scale must be \(low, high\) with low <= high; got \(1.2, 0.8\)"):
