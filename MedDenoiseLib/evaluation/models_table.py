@@ -134,6 +134,7 @@ def _shipped_table(root: Path) -> list[str]:
         size = (directory / "model.safetensors").stat().st_size / 1e6
         steps, seconds = training.get("steps"), training.get("wall_seconds")
         trained = f"{steps} steps, {fmt((seconds or math.nan) / 60, 0)} min on {training.get('device', '?')}"
+        trained += f", starting from `{training['init']}`" if training.get("init") else ""
         scale = ((card.get("uncertainty_calibration") or {}).get("scales") or {}).get("tta", {}).get("8")
         lines.append(f"| `{card.get('name')}` | {card.get('modality')} | {card.get('architecture')} | "
                      f"{card.get('parameters')} | {size:.2f} | {trained} | "

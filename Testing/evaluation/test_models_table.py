@@ -122,3 +122,14 @@ def test_simulate_needs_out(caplog):
 @pytest.fixture(autouse=True)
 def _quiet_logs(caplog):
     caplog.set_level("ERROR")
+
+
+def test_shipped_table_names_the_weights_a_model_started_from(tmp_path):
+    from MedDenoiseLib.model_files import read_card
+
+    root = write_tiny_models_root(tmp_path / "m")
+    card, _ = read_card(root / "mr_tiny")
+    card["training"] = {"steps": 500, "wall_seconds": 480.0, "device": "cpu", "init": "checkpoints/stage2"}
+    (root / "mr_tiny" / "card.json").write_text(json.dumps(card), encoding="utf-8")
+    page = models_markdown([_report()], command="cmd", root=root)
+    assert "| 500 steps, 8 min on cpu, starting from `checkpoints/stage2` |" in page
