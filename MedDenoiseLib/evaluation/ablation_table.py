@@ -21,10 +21,15 @@ SWITCHES = (("neb", "no NEB"), ("nonlocal", "no non-local attention"), ("self_su
 
 
 def _self_supervised(method: dict) -> bool | None:
-    training = method.get("training")
-    if not training:
-        return None
-    return training.get("algorithm") in ("n2v", "n2s") and bool(training.get("init"))
+    """True for a self-supervised stage 2 (n2v/n2s starting from other weights), False for a supervised run,
+    None when the report did not record the training or the run was self-supervised from scratch."""
+    training = method.get("training") or {}
+    algorithm = training.get("algorithm")
+    if algorithm == "supervised":
+        return False
+    if algorithm in ("n2v", "n2s"):
+        return True if training.get("init") else None
+    return None
 
 
 def ablation_variants(report: dict) -> list[dict]:
@@ -49,8 +54,14 @@ def ablation_variants(report: dict) -> list[dict]:
     return variants
 
 
+def _is_full(variant: dict) -> bool:
+    return all(variant[key] is True for key, _ in SWITCHES)
+
+
 def _ablation_name(variant: dict) -> str:
     missing = [label for key, label in SWITCHES if variant[key] is False]
+    if any(variant[key] is None for key, _ in SWITCHES):
+        missing.append("stage unknown")
     return ", ".join(missing) if missing else "full"
 
 
@@ -91,15 +102,20 @@ def _signed(value: float, digits: int) -> str:
 def ablation_section(reports: list[dict]) -> list[str]:
     """Markdown lines: per report, its full table (seed papers' layout) and the switch / difference table."""
     lines = ["## DUAL-NET ablations", "",
-             "Variants of DUAL-NET trained with the same data, noise, seed and step budget, differing only in the "
-             "switch named; each scored in one `meddenoise evaluate` run next to the classical baselines "
-             "(differences are the variant's mean minus the full model's).", ""]
+             "Variants of DUAL-NET differing in the switches shown (their training configs name the data, noise, "
+             "seed and steps; `steps` is the run that made each model's weights); each scored in one "
+             "`meddenoise evaluate` run next to the classical baselines (differences are the variant's mean minus "
+             "the full model's).", ""]
     for report in reports:
         variants = ablation_variants(report)
-        full = next((v for v in variants if _ablation_name(v) == "full"), None)
+        fulls = [v for v in variants if _is_full(v)]
+        full = fulls[0] if len(fulls) == 1 else None
         lines += [f"### {report['config']['modality'].upper()}", "",
                   f"Report `{report['_path']}` ({report['command']}).", "", *paper_table(report), "",
                   *_switch_table(report, variants, full), ""]
-        if full is None:
+        if len(fulls) > 1:
+            lines += ["(several variants have all three switches on: "
+                      + ", ".join(f"`{v['model']}`" for v in fulls) + "; no differences computed)", ""]
+        elif full is None:
             lines += ["(no full variant with all three switches on in this report: no differences computed)", ""]
     return lines

@@ -121,8 +121,9 @@ def training_summary(card: dict) -> dict:
     {'algorithm': 'n2v', 'init': 'a', 'steps': 9}
     """
     config = _training_config(card)
+    steps = (card.get("training") or {}).get("steps")  # the steps run (early stopping), else the configured ones
     return {"algorithm": config.get("algorithm"), "init": config.get("init"),
-            "steps": (config.get("optim") or {}).get("steps")}
+            "steps": steps if steps is not None else (config.get("optim") or {}).get("steps")}
 
 
 def parse_model_token(token: str) -> tuple[str, str, int]:

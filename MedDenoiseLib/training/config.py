@@ -141,6 +141,15 @@ class TrainConfig(_Strict):
         return self
 
     @model_validator(mode="after")
+    def _single_slice_needs_clean_targets(self) -> "TrainConfig":
+        if self.data.augment.single_slice_probability > 0 and self.algorithm != "supervised":
+            raise ValueError(rule_message("data.augment.single_slice_probability", "must be 0 for algorithm n2v/n2s "
+                                          "(repeating the centre slice copies each masked voxel into its neighbours, "
+                                          "so the blind spot would see it)", self.data.augment.single_slice_probability,
+                                          "Set it to 0, or use algorithm: supervised."))
+        return self
+
+    @model_validator(mode="after")
     def _dualnet_terms_fit(self) -> "TrainConfig":
         loss = self.loss
         branch_terms = {k: getattr(loss, k) for k in ("noise_nll", "neb_l1", "error_nll", "consistency")

@@ -73,13 +73,32 @@ def test_old_reports_without_training_show_unknown_stage():
     report = _report()
     for method in report["methods"]:
         method.pop("training", None)
-    assert _row(ablation_section([report]), "no_neb").startswith("| no NEB | `no_neb` | no | yes | ? | ? |")
+    lines = ablation_section([report])
+    # the stage is unknown, so no variant is the full model and no difference is computed
+    assert _row(lines, "no_neb") == "| no NEB, stage unknown | `no_neb` | no | yes | ? | ? | – | – |"
+    assert _row(lines, "no_ssl").startswith("| stage unknown | `no_ssl` | yes | yes | ? |")
+    assert any(line.startswith("(no full variant") for line in lines)
+
+
+def test_two_full_variants_give_no_differences():
+    variants = dict(VARIANTS)
+    variants["model:full_again"] = VARIANTS["model:full"]
+    lines = ablation_section([_report(variants)])
+    assert _row(lines, "no_neb").endswith("| – | – |")
+    assert "(several variants have all three switches on: `full`, `full_again`; no differences computed)" in lines
+
+
+def test_self_supervised_from_scratch_is_not_a_stage_2():
+    variants = {"model:scratch": ((True, True, "n2v", None), (30.0, 25.0), (0.8, 0.6))}
+    assert ablation_variants(_report(variants))[0]["self_supervised"] is None
 
 
 def test_training_summary_reads_the_card():
     card = {"training": {"config": {"algorithm": "n2v", "init": "checkpoints/a", "optim": {"steps": 150}}}}
     assert training_summary(card) == {"algorithm": "n2v", "init": "checkpoints/a", "steps": 150}
     assert training_summary({}) == {"algorithm": None, "init": None, "steps": None}
+    stopped = {"training": {"steps": 120, "config": {"algorithm": "supervised", "optim": {"steps": 500}}}}
+    assert training_summary(stopped)["steps"] == 120  # the steps run (early stopping), not the configured ones
 
 
 def test_cli_adds_the_ablation_section(tmp_path, monkeypatch):

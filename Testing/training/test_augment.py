@@ -78,6 +78,14 @@ class TestAugment:
         with pytest.raises(ValueError, match="single_slice_probability"):
             AugmentConfig(single_slice_probability=1.5)
 
+    def test_single_slice_is_refused_for_blind_spot_training(self):
+        from MedDenoiseLib.training.config import TrainConfig
+
+        raw = {"name": "s", "algorithm": "n2v", "model": {"name": "dncnn"}, "noise": {"modality": "mr"},
+               "data": {"train": ["a.nii.gz"], "patch_size": (3, 16, 16), "augment": {"single_slice_probability": 0.5}}}
+        with pytest.raises(ValueError, match=r"single_slice_probability must be 0 for algorithm n2v/n2s .*got 0.5"):
+            TrainConfig.model_validate(raw)
+
     def test_bad_scale_range_is_refused(self):
         with pytest.raises(ValueError, match=r"intensity_scale must be \(low, high\) with low <= high; got \(1.2, 0.8\)"):
             AugmentConfig(intensity_scale=(1.2, 0.8))
