@@ -176,19 +176,14 @@ def _models_table(args) -> int:
         raise ConfigError(rule_message("--reports / --doc", "are required for --protocol models-table",
                                        (args.reports, args.doc),
                                        "Pass --reports docs/evaluation/*_heldout --doc docs/models.md."))
-    reports = load_reports(args.reports)
-    candidates = load_reports(args.candidates) if args.candidates else []
-    command = "meddenoise evaluate --protocol models-table --reports " + " ".join(
-        shlex.quote(str(p)) for p in args.reports)
-    if args.candidates:
-        command += " --candidates " + " ".join(shlex.quote(str(p)) for p in args.candidates)
-    if args.ablations:
-        command += " --ablations " + " ".join(shlex.quote(str(p)) for p in args.ablations)
+    given = {flag: paths for flag in ("reports", "candidates", "ablations") if (paths := getattr(args, flag))}
+    command = "meddenoise evaluate --protocol models-table" + "".join(
+        f" --{flag} " + " ".join(shlex.quote(str(p)) for p in paths) for flag, paths in given.items())
     command += f" --doc {shlex.quote(str(args.doc))}"
+    loaded = {flag: load_reports(paths) for flag, paths in given.items()}
     args.doc.parent.mkdir(parents=True, exist_ok=True)
-    ablations = load_reports(args.ablations) if args.ablations else []
-    args.doc.write_text(models_markdown(reports, command=command, candidates=candidates, ablations=ablations),
-                        encoding="utf-8")
+    args.doc.write_text(models_markdown(loaded["reports"], command=command, candidates=loaded.get("candidates"),
+                                        ablations=loaded.get("ablations")), encoding="utf-8")
     logger.info("wrote %s", args.doc)
     return 0
 

@@ -10,8 +10,6 @@ its PSNR / SSIM difference to the full model at every level.
 
 from __future__ import annotations
 
-import math
-
 from .report_tables import fmt, mean_of, paper_table
 
 __all__ = ["ablation_section", "ablation_variants"]
@@ -82,7 +80,7 @@ def _switch_table(report: dict, variants: list[dict], full: dict | None) -> list
                 continue
             deltas = [mean_of(report, metric, level, variant["method"]) - mean_of(report, metric, level, full["method"])
                       for metric in ("psnr", "ssim")]
-            cells.append(f"{_signed(deltas[0], 2)} / {_signed(deltas[1], 3)}")
+            cells.append(f"{fmt(deltas[0], 2, signed=True)} / {fmt(deltas[1], 3, signed=True)}")
         lines.append(f"| {_ablation_name(variant)} | `{variant['model']}` | {_mark(variant['neb'])} | "
                      f"{_mark(variant['nonlocal'])} | {_mark(variant['self_supervised'])} | {_steps(variant)} | "
                      + " | ".join(cells) + " |")
@@ -93,10 +91,6 @@ def _steps(variant: dict) -> str:
     """Steps of the run that made the weights (a stage 2 counts its own steps only)."""
     steps = "?" if variant["steps"] is None else str(variant["steps"])
     return steps + (" (stage 2)" if variant["self_supervised"] else "")
-
-
-def _signed(value: float, digits: int) -> str:
-    return fmt(value, digits) if not math.isfinite(value) or value < 0 else "+" + fmt(value, digits)
 
 
 def ablation_section(reports: list[dict]) -> list[str]:

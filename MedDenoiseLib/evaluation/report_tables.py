@@ -15,9 +15,11 @@ def mean_of(report: dict, metric: str, level: float, method: str) -> float:
     return math.nan
 
 
-def fmt(value: float, digits: int = 2) -> str:
-    """``value`` with ``digits`` decimals; a dash for missing or non-finite values."""
-    return "–" if value is None or not math.isfinite(value) else f"{value:.{digits}f}"
+def fmt(value: float, digits: int = 2, *, signed: bool = False) -> str:
+    """``value`` with ``digits`` decimals (a leading + or - when ``signed``); a dash for missing or non-finite values."""
+    if value is None or not math.isfinite(value):
+        return "–"
+    return f"{value:+.{digits}f}" if signed else f"{value:.{digits}f}"
 
 
 def paper_table(report: dict) -> list[str]:
