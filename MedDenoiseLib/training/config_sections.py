@@ -98,6 +98,9 @@ class NoiseConfig(_Strict):
     """Range of the modality's noise level (``LEVELS``); None means the training volumes are already
     noisy (self-supervised training only)."""
     fast: bool = False
+    estimate_jitter: float = Field(default=0.1, ge=0.0, le=1.0)
+    """Models with ``model.noise_map``: each sample's estimated noise level is multiplied by exp(jitter * N(0, 1)),
+    so the model tolerates the estimator's error on a user's scan (0 conditions on the estimate as is)."""
 
     @model_validator(mode="after")
     def _range_ordered(self) -> "NoiseConfig":

@@ -6,18 +6,23 @@ inference will do on a user's scan, and both noisy and clean are mapped with it.
 
 Self-supervised runs (``n2v``/``n2s``) without ``noise.level_range`` read the training volumes
 as the noisy scans themselves: there is no clean image and batches carry ``clean=None``.
+
+Models with ``model.noise_map`` are conditioned on the noise level the way inference conditions
+them: Immerkaer's estimate on the whole normalised noisy volume (``inference.noise_level``), scaled
+with the sample by the intensity augmentation and spread by ``noise.estimate_jitter``.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Optional
+from typing import NamedTuple, Optional
 
 import numpy as np
 import torch
 
 from ..errors import ConfigError, rule_message
+from ..inference.noise_level import laplacian_noise_sigma
 from ..io import as_float, read_region
 from ..noise import random_modality_noise
 from ..normalization import fit_normalization
@@ -34,6 +39,20 @@ class NoisyPair:
     foreground: torch.Tensor  # flat indices of voxels above the 30th percentile
     record: dict
     isotropic: bool = False  # in-plane spacing isotropic (rot90 allowed)
+    level: float = 0.0  # estimated noise std of the normalised noisy volume (conditioned models only)
+
+
+class SampledBatch(NamedTuple):
+    """One training batch: (B, 1, D, H, W) inputs and targets, and the (B,) noise levels of conditioned models."""
+
+    noisy: torch.Tensor
+    clean: Optional[torch.Tensor]  # None for noisy-only volumes
+    noise_level: Optional[torch.Tensor] = None  # None unless model.noise_map
+
+
+def conditions_on_noise_level(config: TrainConfig) -> bool:
+    """Whether the configured network takes a noise-level input (``model.noise_map``)."""
+    return bool(config.model.get("noise_map", False))
 
 
 def foreground_indices(image: torch.Tensor) -> torch.Tensor:
@@ -89,6 +108,7 @@ class PatchSampler:
         self.simulate = config.noise.level_range is not None
         self.noise = random_modality_noise(config.noise.modality, level_range=tuple(config.noise.level_range),
                                            fast=config.noise.fast) if self.simulate else None
+        self.conditioned = conditions_on_noise_level(config)
         self.pairs: list[NoisyPair] = []
         self.records: list[dict] = []
         if config.algorithm != "supervised":
@@ -120,15 +140,25 @@ class PatchSampler:
         norm = fit_normalization(noisy.numpy(), self.config.noise.modality)
         noisy_n = torch.from_numpy(norm.forward(noisy.numpy()))
         clean_n = torch.from_numpy(norm.forward(clean.numpy()))
-        return NoisyPair(noisy_n, clean_n, foreground_indices(clean_n), record, isotropic)
+        return NoisyPair(noisy_n, clean_n, foreground_indices(clean_n), record, isotropic, self._level(noisy_n))
 
     def _noisy_only(self, noisy: torch.Tensor, isotropic: bool) -> NoisyPair:
         norm = fit_normalization(noisy.numpy(), self.config.noise.modality)
         noisy_n = torch.from_numpy(norm.forward(noisy.numpy()))
-        return NoisyPair(noisy_n, None, foreground_indices(noisy_n), {"noise": "as acquired"}, isotropic)
+        return NoisyPair(noisy_n, None, foreground_indices(noisy_n), {"noise": "as acquired"}, isotropic,
+                         self._level(noisy_n))
 
-    def batch(self) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
-        """One augmented batch; ``clean`` is None for noisy-only volumes."""
+    def _level(self, noisy_n: torch.Tensor) -> float:
+        """The estimate inference conditions on (whole normalised volume); 0 for models without a noise map."""
+        return laplacian_noise_sigma(noisy_n.numpy()) if self.conditioned else 0.0
+
+    def batch(self) -> SampledBatch:
+        """One augmented batch; ``clean`` is None for noisy-only volumes, ``noise_level`` None for blind models.
+
+        A conditioned model's level travels through the augmentation as a constant extra channel of the
+        noisy patch, so it is scaled exactly like the intensities; then one log-normal jitter factor per
+        sample is drawn (conditioned models only, so blind runs replay unchanged).
+        """
         d, h, w = self.config.data.patch_size
         noisy, clean, iso = [], [], []
         for _ in range(self.config.data.batch_size):
@@ -138,11 +168,17 @@ class PatchSampler:
             centre = draw_centre(pair.noisy.shape, pair.foreground, self.config.data.foreground_fraction,
                                  self.generator)
             window = patch_window(pair.noisy.shape, (d, h, w), stride, centre)
-            noisy.append(pair.noisy[window])
+            patch = pair.noisy[window]
+            noisy.append(torch.stack([patch, torch.full_like(patch, pair.level)]) if self.conditioned else patch[None])
             if pair.clean is not None:
                 clean.append(pair.clean[window])
             iso.append(pair.isotropic)
-        noisy_b = torch.stack(noisy)[:, None]
+        noisy_b = torch.stack(noisy)
         clean_b = torch.stack(clean)[:, None] if len(clean) == len(noisy) else None
-        return augment_batch(noisy_b, clean_b, config=self.config.data.augment, isotropic=torch.tensor(iso),
-                             generator=self.generator)
+        noisy_b, clean_b = augment_batch(noisy_b, clean_b, config=self.config.data.augment,
+                                         isotropic=torch.tensor(iso), generator=self.generator)
+        if not self.conditioned:
+            return SampledBatch(noisy_b, clean_b)
+        jitter = torch.exp(self.config.noise.estimate_jitter
+                           * torch.randn(noisy_b.shape[0], generator=self.generator))
+        return SampledBatch(noisy_b[:, :1], clean_b, noisy_b[:, 1, 0, 0, 0] * jitter)

@@ -32,7 +32,8 @@ from .n2v_masking import n2s_mask, n2v_mask
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["CITATIONS", "Batch", "TrainingObjective", "build_network", "init_state_dict", "noise_weights"]
+__all__ = ["CITATIONS", "Batch", "TrainingObjective", "build_network", "init_state_dict", "noise_weights",
+           "widen_input_channels"]
 
 #: References per algorithm, copied into exported model cards.
 CITATIONS = {
@@ -52,12 +53,13 @@ class Batch:
     inputs: torch.Tensor
     target: torch.Tensor
     mask: Optional[torch.Tensor] = None
+    noise_level: Optional[torch.Tensor] = None  # (B,) for models with a noise-level input
 
     def to(self, device: torch.device) -> "Batch":
         if device.type == "cpu":
             return self
         move = (lambda t: None if t is None else t.to(device, non_blocking=True))
-        return Batch(move(self.inputs), move(self.target), move(self.mask))
+        return Batch(move(self.inputs), move(self.target), move(self.mask), move(self.noise_level))
 
 
 class TrainingObjective:
@@ -77,20 +79,26 @@ class TrainingObjective:
                                            "need a model with a noise-estimation branch", type(model).__name__,
                                            "Use model: {name: dualnet, neb: true} or set these weights to 0."))
 
-    def forward(self, network: nn.Module, inputs: torch.Tensor):
-        """The network's prediction: a tensor, or DUAL-NET's dict of outputs when auxiliary terms need it."""
+    def forward(self, network: nn.Module, inputs: torch.Tensor, noise_level: Optional[torch.Tensor] = None):
+        """The network's prediction: a tensor, or DUAL-NET's dict of outputs when auxiliary terms need it.
+
+        ``noise_level`` ((B,), models with ``model.noise_map``) is passed as the network's second argument.
+        """
         if self.auxiliary.needs_model_outputs:
             return network(inputs, return_all=True)
+        if noise_level is not None:
+            return network(inputs, noise_level)
         return network(inputs)
 
-    def prepare(self, noisy: torch.Tensor, clean: Optional[torch.Tensor], generator: torch.Generator) -> Batch:
+    def prepare(self, noisy: torch.Tensor, clean: Optional[torch.Tensor], generator: torch.Generator,
+                noise_level: Optional[torch.Tensor] = None) -> Batch:
         """Inputs/targets for one step; masks are drawn from ``generator`` (CPU)."""
         algorithm = self.config.algorithm
         if algorithm == "supervised":
             if clean is None:
                 raise ConfigError(rule_message("algorithm", "'supervised' needs clean volumes with simulated noise",
                                                algorithm, "Set noise.level_range, or use algorithm: n2v."))
-            return Batch(noisy, clean)
+            return Batch(noisy, clean, noise_level=noise_level)
         masking = self.config.masking
         if algorithm == "n2v":
             masked, mask = n2v_mask(noisy, fraction=masking.fraction, radius=masking.radius,
@@ -98,7 +106,7 @@ class TrainingObjective:
                                     generator=generator)
         else:
             masked, mask = n2s_mask(noisy, grid=masking.grid, generator=generator)
-        return Batch(masked, noisy, mask)
+        return Batch(masked, noisy, mask, noise_level)
 
     def loss(self, prediction, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
         """(loss, detached parts) on the inner slices (``data.loss_margin`` skipped at each depth end).
@@ -150,6 +158,8 @@ def build_network(config: TrainConfig, *, load_init: bool = True) -> nn.Module:
         model = build_model(arch.pop("name"), **arch)
     if config.init and load_init:
         state = init_state_dict(config.init)
+        if getattr(model, "conditions_on_noise_level", False):
+            state = widen_input_channels(state, model.state_dict(), config.init)
         try:
             model.load_state_dict(state)
         except RuntimeError as exc:
@@ -158,6 +168,30 @@ def build_network(config: TrainConfig, *, load_init: bool = True) -> nn.Module:
                 from exc
         logger.info("initialised %s from %s", config.name, config.init)
     return model
+
+
+def widen_input_channels(state: dict[str, torch.Tensor], target: dict[str, torch.Tensor],
+                         init: str) -> dict[str, torch.Tensor]:
+    """``state`` with convolution weights that lack trailing input channels of ``target`` padded with zeros.
+
+    This starts a noise-level-conditioned model (``model.noise_map``: one more input channel, the last)
+    from the weights of the same architecture without it: the new channel's weights start at 0, so the
+    network starts as exactly the blind model and learns how to use the level. Other mismatches are left
+    for ``load_state_dict`` to report.
+    """
+    widened = dict(state)
+    for key, weight in state.items():
+        wanted = target.get(key)
+        if (wanted is None or weight.ndim < 3 or wanted.shape == weight.shape
+                or wanted.shape[:1] + wanted.shape[2:] != weight.shape[:1] + weight.shape[2:]
+                or wanted.shape[1] <= weight.shape[1]):
+            continue
+        padded = torch.zeros(wanted.shape, dtype=weight.dtype)
+        padded[:, :weight.shape[1]] = weight
+        widened[key] = padded
+        logger.info("%s: %s starts from %s with %d new input channel(s) at zero weight", init, key,
+                    tuple(weight.shape), wanted.shape[1] - weight.shape[1])
+    return widened
 
 
 def init_state_dict(init: str) -> dict[str, torch.Tensor]:

@@ -127,12 +127,12 @@ def train(config: TrainConfig, run_dir: str | Path, *, progress: Progress | None
         while run.step < config.optim.steps:
             if run.step % config.data.refresh_every == 0 or not sampler.pairs:
                 sampler.refresh(run.step // config.data.refresh_every)
-            noisy, clean = sampler.batch()
-            batch = objective.prepare(noisy, clean, generator).to(device)
+            noisy, clean, noise_level = sampler.batch()
+            batch = objective.prepare(noisy, clean, generator, noise_level).to(device)
             for group in optimizer.param_groups:
                 group["lr"] = lr_at(run.step, config)
             with autocast():
-                prediction = objective.forward(network, batch.inputs)
+                prediction = objective.forward(network, batch.inputs, batch.noise_level)
             loss, parts = objective.loss(prediction, batch)
             optimizer.zero_grad(set_to_none=True)
             _backward_and_step(loss, model, optimizer, scaler, config.optim.grad_clip)

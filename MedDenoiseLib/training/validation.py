@@ -22,7 +22,8 @@ from ..metrics import psnr, ssim
 from ..noise import random_modality_noise
 from ..normalization import fit_normalization
 from .config import TrainConfig
-from .data import draw_centre, foreground_indices, patch_window
+from ..inference.noise_level import laplacian_noise_sigma
+from .data import conditions_on_noise_level, draw_centre, foreground_indices, patch_window
 
 logger = logging.getLogger(__name__)
 
@@ -44,7 +45,7 @@ class ValidationSet:
         self.config = config
         self.levels = validation_levels(config)
         size = tuple(config.validation.patch_size or config.data.patch_size)
-        noisy_patches, clean_patches = [], []
+        noisy_patches, clean_patches, estimates = [], [], []
         for v, path in enumerate(config.data.validation):
             clean = torch.from_numpy(as_float(read_region(path)))
             for k, level in enumerate(self.levels):
@@ -56,13 +57,17 @@ class ValidationSet:
                 noisy_n = torch.from_numpy(norm.forward(noisy.numpy()))
                 clean_n = torch.from_numpy(norm.forward(clean.numpy()))
                 foreground = foreground_indices(clean_n)
+                estimate = laplacian_noise_sigma(noisy_n.numpy()) if conditions_on_noise_level(config) else 0.0
                 for _ in range(config.validation.patches):
                     centre = draw_centre(clean_n.shape, foreground, config.data.foreground_fraction, generator)
                     window = patch_window(clean_n.shape, size, 1, centre)
                     noisy_patches.append(noisy_n[window])
                     clean_patches.append(clean_n[window])
+                    estimates.append(estimate)
         self.noisy = torch.stack(noisy_patches)[:, None] if noisy_patches else torch.empty(0)
         self.clean = torch.stack(clean_patches)[:, None] if clean_patches else torch.empty(0)
+        # models with model.noise_map get the estimate inference would give them (no jitter here)
+        self.noise_level = torch.tensor(estimates) if conditions_on_noise_level(config) else None
         self.baseline = self.score(self.noisy) if len(self) else {}
         if len(self):
             logger.info("validation: %d patches, noisy input PSNR %.2f dB SSIM %.4f", len(self),
@@ -94,8 +99,10 @@ class ValidationSet:
         try:
             for start in range(0, len(self), batch_size):
                 chunk = self.noisy[start:start + batch_size].to(device)
+                arguments = (chunk,) if self.noise_level is None else \
+                    (chunk, self.noise_level[start:start + batch_size].to(device))
                 with autocast():
-                    outputs.append(model(chunk).float().cpu())
+                    outputs.append(model(*arguments).float().cpu())
         finally:
             model.train(was_training)
         scores = self.score(torch.cat(outputs))
