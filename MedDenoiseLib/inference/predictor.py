@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .noise_level import laplacian_noise_sigma
+from .noise_level import conditioning_noise_sigma
 
 
 class PatchPredictor:
@@ -16,7 +16,7 @@ class PatchPredictor:
     * MC dropout masks come from torch's RNG inside ``torch.random.fork_rng`` seeded with
       ``seed``, so runs are reproducible and the caller's RNG state is untouched;
     * models with ``conditions_on_noise_level`` get the volume's noise std, estimated once
-      (Immerkaer 1996) on the normalised image;
+      (Immerkaer 1996, on voxels above the median) on the normalised image, as training does;
     * with ``own_uncertainty`` the output has two channels, the denoised patch and the model's own
       std map (``network.forward_with_uncertainty``, see the registry);
     * the output is float32 whatever autocast computed in.
@@ -28,7 +28,7 @@ class PatchPredictor:
         self.own_uncertainty = own_uncertainty
         self.noise_level = None
         if getattr(network, "conditions_on_noise_level", False):
-            self.noise_level = torch.tensor([laplacian_noise_sigma(image[0, 0].numpy())], dtype=torch.float32)
+            self.noise_level = torch.tensor([conditioning_noise_sigma(image[0, 0].numpy())], dtype=torch.float32)
         self._modes = {module: module.training for module in network.modules()}
         first = next(network.parameters(), None)
         self._home = first.device if first is not None else torch.device("cpu")

@@ -8,7 +8,7 @@ Self-supervised runs (``n2v``/``n2s``) without ``noise.level_range`` read the tr
 as the noisy scans themselves: there is no clean image and batches carry ``clean=None``.
 
 Models with ``model.noise_map`` are conditioned on the noise level the way inference conditions
-them: Immerkaer's estimate on the whole normalised noisy volume (``inference.noise_level``), scaled
+them: ``inference.noise_level.conditioning_noise_sigma`` of the whole normalised noisy volume, scaled
 with the sample by the intensity augmentation and spread by ``noise.estimate_jitter``.
 """
 
@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from ..errors import ConfigError, rule_message
-from ..inference.noise_level import laplacian_noise_sigma
+from ..inference.noise_level import conditioning_noise_sigma
 from ..io import as_float, read_region
 from ..noise import random_modality_noise
 from ..normalization import fit_normalization
@@ -150,14 +150,16 @@ class PatchSampler:
 
     def _level(self, noisy_n: torch.Tensor) -> float:
         """The estimate inference conditions on (whole normalised volume); 0 for models without a noise map."""
-        return laplacian_noise_sigma(noisy_n.numpy()) if self.conditioned else 0.0
+        return conditioning_noise_sigma(noisy_n.numpy()) if self.conditioned else 0.0
 
-    def batch(self) -> SampledBatch:
+    def batch(self, step: int = 0) -> SampledBatch:
         """One augmented batch; ``clean`` is None for noisy-only volumes, ``noise_level`` None for blind models.
 
         A conditioned model's level travels through the augmentation as a constant extra channel of the
         noisy patch, so it is scaled exactly like the intensities; then one log-normal jitter factor per
-        sample is drawn (conditioned models only, so blind runs replay unchanged).
+        sample is drawn from a generator seeded from (seed, ``step``), not from the batch generator: blind
+        runs replay unchanged, a resumed run redraws the same factors, and a conditioned run sees the same
+        patches as its blind control.
         """
         d, h, w = self.config.data.patch_size
         noisy, clean, iso = [], [], []
@@ -179,6 +181,7 @@ class PatchSampler:
                                          isotropic=torch.tensor(iso), generator=self.generator)
         if not self.conditioned:
             return SampledBatch(noisy_b, clean_b)
+        jitter_generator = torch.Generator().manual_seed((self.config.seed * 1_000_033 + 7919 * step) % 2**63)
         jitter = torch.exp(self.config.noise.estimate_jitter
-                           * torch.randn(noisy_b.shape[0], generator=self.generator))
+                           * torch.randn(noisy_b.shape[0], generator=jitter_generator))
         return SampledBatch(noisy_b[:, :1], clean_b, noisy_b[:, 1, 0, 0, 0] * jitter)

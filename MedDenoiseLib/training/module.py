@@ -85,6 +85,9 @@ class TrainingObjective:
         ``noise_level`` ((B,), models with ``model.noise_map``) is passed as the network's second argument.
         """
         if self.auxiliary.needs_model_outputs:
+            if noise_level is not None:
+                raise ConfigError(rule_message("model.noise_map", "cannot be combined with DUAL-NET's auxiliary "
+                                               "loss terms", True, "Drop noise_map, or set those weights to 0."))
             return network(inputs, return_all=True)
         if noise_level is not None:
             return network(inputs, noise_level)
@@ -158,33 +161,43 @@ def build_network(config: TrainConfig, *, load_init: bool = True) -> nn.Module:
         model = build_model(arch.pop("name"), **arch)
     if config.init and load_init:
         state = init_state_dict(config.init)
-        if getattr(model, "conditions_on_noise_level", False):
+        if getattr(model, "conditions_on_noise_level", False) and _same_but_noise_map(config.init, config.model):
             state = widen_input_channels(state, model.state_dict(), config.init)
         try:
             model.load_state_dict(state)
         except RuntimeError as exc:
             raise ConfigError(rule_message("init", "must hold weights of the architecture in config.model",
-                                           config.init, f"Copy the model section of its card ({str(exc)[:200]}).")) \
+                                           config.init, "Copy the model section of its card (only model.noise_map may be "
+                                           f"added to it) ({str(exc)[:200]}).")) \
                 from exc
         logger.info("initialised %s from %s", config.name, config.init)
     return model
 
 
+def _same_but_noise_map(init: str, model: dict) -> bool:
+    """Whether ``init`` was trained with ``model``'s architecture, the noise-level input aside."""
+    try:
+        recorded = architecture_of(init)
+    except ConfigError:
+        return False
+    drop = (lambda arch: {k: v for k, v in arch.items() if k != "noise_map"})
+    return drop(recorded) == drop(dict(model))
+
+
 def widen_input_channels(state: dict[str, torch.Tensor], target: dict[str, torch.Tensor],
                          init: str) -> dict[str, torch.Tensor]:
-    """``state`` with convolution weights that lack trailing input channels of ``target`` padded with zeros.
+    """``state`` with convolution weights that lack the last input channel of ``target`` padded with zeros.
 
     This starts a noise-level-conditioned model (``model.noise_map``: one more input channel, the last)
-    from the weights of the same architecture without it: the new channel's weights start at 0, so the
-    network starts as exactly the blind model and learns how to use the level. Other mismatches are left
-    for ``load_state_dict`` to report.
+    from the weights of the same architecture without it (``build_network`` checks the recorded
+    architecture first): the new channel's weights start at 0, so the network starts as exactly the
+    blind model and learns how to use the level. Other mismatches are left for ``load_state_dict``.
     """
     widened = dict(state)
     for key, weight in state.items():
         wanted = target.get(key)
-        if (wanted is None or weight.ndim < 3 or wanted.shape == weight.shape
-                or wanted.shape[:1] + wanted.shape[2:] != weight.shape[:1] + weight.shape[2:]
-                or wanted.shape[1] <= weight.shape[1]):
+        if (wanted is None or weight.ndim < 3 or wanted.shape[1] != weight.shape[1] + 1
+                or wanted.shape[:1] + wanted.shape[2:] != weight.shape[:1] + weight.shape[2:]):
             continue
         padded = torch.zeros(wanted.shape, dtype=weight.dtype)
         padded[:, :weight.shape[1]] = weight

@@ -127,7 +127,7 @@ def train(config: TrainConfig, run_dir: str | Path, *, progress: Progress | None
         while run.step < config.optim.steps:
             if run.step % config.data.refresh_every == 0 or not sampler.pairs:
                 sampler.refresh(run.step // config.data.refresh_every)
-            noisy, clean, noise_level = sampler.batch()
+            noisy, clean, noise_level = sampler.batch(run.step)
             batch = objective.prepare(noisy, clean, generator, noise_level).to(device)
             for group in optimizer.param_groups:
                 group["lr"] = lr_at(run.step, config)

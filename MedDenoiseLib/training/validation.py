@@ -22,7 +22,7 @@ from ..metrics import psnr, ssim
 from ..noise import random_modality_noise
 from ..normalization import fit_normalization
 from .config import TrainConfig
-from ..inference.noise_level import laplacian_noise_sigma
+from ..inference.noise_level import conditioning_noise_sigma
 from .data import conditions_on_noise_level, draw_centre, foreground_indices, patch_window
 
 logger = logging.getLogger(__name__)
@@ -57,7 +57,7 @@ class ValidationSet:
                 noisy_n = torch.from_numpy(norm.forward(noisy.numpy()))
                 clean_n = torch.from_numpy(norm.forward(clean.numpy()))
                 foreground = foreground_indices(clean_n)
-                estimate = laplacian_noise_sigma(noisy_n.numpy()) if conditions_on_noise_level(config) else 0.0
+                estimate = conditioning_noise_sigma(noisy_n.numpy()) if conditions_on_noise_level(config) else 0.0
                 for _ in range(config.validation.patches):
                     centre = draw_centre(clean_n.shape, foreground, config.data.foreground_fraction, generator)
                     window = patch_window(clean_n.shape, size, 1, centre)

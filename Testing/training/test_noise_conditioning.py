@@ -1,12 +1,16 @@
 """Training noise-level-conditioned models (``model.noise_map``): the level each sample gets, replay of
 blind runs, starting from a blind model, validation, export and inference."""
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 import SimpleITK as sitk
 import torch
 
-from MedDenoiseLib.inference.noise_level import laplacian_noise_sigma
+from MedDenoiseLib.errors import ConfigError
+from MedDenoiseLib.inference.noise_level import conditioning_noise_sigma
+from MedDenoiseLib.models import build_model
 from MedDenoiseLib.models.card import load_model
 from MedDenoiseLib.normalization import fit_normalization
 from MedDenoiseLib.pipeline import InferenceOptions, denoise_volume
@@ -50,7 +54,7 @@ class TestSampledLevel:
         config = raw_config(mr_file, data={"augment": {"intensity_scale": (2.0, 2.0)}},
                             noise={"estimate_jitter": 0.0})
         sampler, batch = sampled(config)
-        expected = 2.0 * laplacian_noise_sigma(sampler.pairs[0].noisy.numpy())
+        expected = 2.0 * conditioning_noise_sigma(sampler.pairs[0].noisy.numpy())
         assert expected > 0
         assert batch.noise_level.shape == (3,)
         torch.testing.assert_close(batch.noise_level, torch.full((3,), expected, dtype=torch.float32))
@@ -59,14 +63,36 @@ class TestSampledLevel:
     def test_jitter_spreads_levels_log_normally(self, mr_file):
         config = raw_config(mr_file, data={"batch_size": 64}, noise={"estimate_jitter": 0.5})
         sampler, batch = sampled(config)
-        ratios = torch.log(batch.noise_level / laplacian_noise_sigma(sampler.pairs[0].noisy.numpy()))
+        ratios = torch.log(batch.noise_level / conditioning_noise_sigma(sampler.pairs[0].noisy.numpy()))
         assert 0.3 < float(ratios.std()) < 0.7  # intensity factors U(0.8, 1.2) add about 0.12
 
-    def test_patches_match_the_blind_sampler_without_jitter(self, mr_file):
-        conditioned = sampled(raw_config(mr_file, noise={"estimate_jitter": 0.0}))[1]
-        blind = sampled(raw_config(mr_file, model=BLIND))[1]
-        assert blind.noise_level is None
-        assert torch.equal(conditioned.noisy, blind.noisy) and torch.equal(conditioned.clean, blind.clean)
+    def test_patches_match_the_blind_control_run(self, mr_file):
+        conditioned, blind = sampled(raw_config(mr_file))[0], sampled(raw_config(mr_file, model=BLIND))[0]
+        for step in range(3):  # the jitter has its own generator: both runs see the same patches
+            a, b = conditioned.batch(step), blind.batch(step)
+            assert b.noise_level is None and a.noise_level is not None
+            assert torch.equal(a.noisy, b.noisy) and torch.equal(a.clean, b.clean)
+
+    def test_jitter_depends_on_the_step_only(self, mr_file):
+        config = raw_config(mr_file, data={"augment": {"intensity_scale": (1.0, 1.0)}})
+        first, second = sampled(config)[0], sampled(config)[0]
+        second.batch(0)  # a different history of batch draws
+        assert torch.equal(first.batch(5).noise_level, second.batch(5).noise_level)  # as after a resume
+        assert not torch.equal(first.batch(5).noise_level, first.batch(6).noise_level)
+
+    def test_training_level_is_the_level_inference_gives(self, tmp_path, mr_file):
+        clean = sitk.GetArrayFromImage(sitk.ReadImage(str(mr_file)))
+        source = (clean + np.random.default_rng(0).normal(0, 9, clean.shape)).astype(np.float32)
+        sitk.WriteImage(sitk.GetImageFromArray(source), str(tmp_path / "noisy.nrrd"))
+        config = raw_config(tmp_path / "noisy.nrrd", model={**CONDITIONED, "context": 0}, algorithm="n2v",
+                            noise={"level_range": None}, data={"patch_size": (1, 16, 16), "loss_margin": 0})
+        sampler, _ = sampled(config)  # the file read as a noisy scan, normalised as in training
+        network = build_model(**{**config.model, "name": "slab25d"}).eval()
+        levels = []
+        network.register_forward_pre_hook(lambda module, args: levels.append(float(args[1][0])))
+        denoise_volume(Volume(source), network, modality="mr", options=InferenceOptions(tta=1))
+        assert sampler.pairs[0].level > 0
+        assert levels == pytest.approx([sampler.pairs[0].level] * len(levels), rel=1e-5)
 
     def test_jitter_out_of_range_is_refused(self, mr_file):
         with pytest.raises(ValueError, match="estimate_jitter"):
@@ -103,12 +129,21 @@ class TestStartFromBlindModel:
             for level in (0.0, 0.3, 5.0):
                 torch.testing.assert_close(conditioned(x, torch.tensor([level])), blind(x))
 
-    def test_only_missing_trailing_channels_are_padded(self):
-        old = {"w": torch.ones(4, 2, 3, 3), "other": torch.ones(4, 3, 3, 3)}
-        new = {"w": torch.empty(4, 3, 3, 3), "other": torch.empty(5, 3, 3, 3)}
+    def test_another_architecture_is_not_widened(self, tmp_path, mr_file):
+        blind_config = raw_config(mr_file, model=BLIND, steps=1)
+        train(blind_config, tmp_path / "blind")
+        export(blind_config, tmp_path / "blind", tmp_path / "blind_model")
+        other = raw_config(mr_file, model={**CONDITIONED, "context": 2}, init=str(tmp_path / "blind_model"))
+        with pytest.raises(ConfigError, match="init must hold weights of the architecture.*noise_map"):
+            build_network(other)
+
+    def test_only_a_missing_last_channel_is_padded(self):
+        old = {"w": torch.ones(4, 2, 3, 3), "other": torch.ones(4, 3, 3, 3), "two": torch.ones(4, 2, 3, 3)}
+        new = {"w": torch.empty(4, 3, 3, 3), "other": torch.empty(5, 3, 3, 3), "two": torch.empty(4, 4, 3, 3)}
         widened = widen_input_channels(old, new, "init")
         assert widened["w"][:, :2].eq(1).all() and widened["w"][:, 2].eq(0).all()
         assert widened["other"] is old["other"]  # an output-channel mismatch is left for load_state_dict
+        assert widened["two"] is old["two"]  # so is more than one new input channel
 
 
 class TestConditionedRun:
@@ -128,5 +163,13 @@ class TestConditionedRun:
         result = denoise_volume(Volume(source.copy()), loaded, modality="mr", options=InferenceOptions(tta=1))
         assert result.denoised.array.shape == source.shape and np.isfinite(result.denoised.array).all()
         # inference conditions on the estimate training used: Immerkaer on the whole normalised volume
-        expected = laplacian_noise_sigma(fit_normalization(source, "mr").forward(source))
+        expected = conditioning_noise_sigma(fit_normalization(source, "mr").forward(source))
         assert levels and levels == pytest.approx([expected] * len(levels), rel=1e-5)
+
+
+def test_auxiliary_dualnet_terms_refuse_a_noise_level(mr_file):
+    objective = TrainingObjective(raw_config(mr_file))
+    objective.auxiliary = SimpleNamespace(needs_model_outputs=True)  # as DUAL-NET's noise_nll would (the config
+    # already refuses those terms without DUAL-NET, which has no noise map: this guards the objective itself)
+    with pytest.raises(ConfigError, match="model.noise_map cannot be combined"):
+        objective.forward(Recorder(), torch.rand(1, 1, 3, 8, 8), torch.tensor([0.1]))
