@@ -202,8 +202,7 @@ def widen_input_channels(state: dict[str, torch.Tensor], target: dict[str, torch
         padded = torch.zeros(wanted.shape, dtype=weight.dtype)
         padded[:, :weight.shape[1]] = weight
         widened[key] = padded
-        logger.info("%s: %s starts from %s with %d new input channel(s) at zero weight", init, key,
-                    tuple(weight.shape), wanted.shape[1] - weight.shape[1])
+        logger.info("%s: %s starts from %s with one new input channel at zero weight", init, key, tuple(weight.shape))
     return widened
 
 

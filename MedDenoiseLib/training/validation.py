@@ -17,12 +17,12 @@ from typing import Callable, ContextManager
 import numpy as np
 import torch
 
+from ..inference.noise_level import conditioning_noise_sigma
 from ..io import as_float, read_region
 from ..metrics import psnr, ssim
 from ..noise import random_modality_noise
 from ..normalization import fit_normalization
 from .config import TrainConfig
-from ..inference.noise_level import conditioning_noise_sigma
 from .data import conditions_on_noise_level, draw_centre, foreground_indices, patch_window
 
 logger = logging.getLogger(__name__)
@@ -45,6 +45,7 @@ class ValidationSet:
         self.config = config
         self.levels = validation_levels(config)
         size = tuple(config.validation.patch_size or config.data.patch_size)
+        conditioned = conditions_on_noise_level(config)
         noisy_patches, clean_patches, estimates = [], [], []
         for v, path in enumerate(config.data.validation):
             clean = torch.from_numpy(as_float(read_region(path)))
@@ -57,7 +58,7 @@ class ValidationSet:
                 noisy_n = torch.from_numpy(norm.forward(noisy.numpy()))
                 clean_n = torch.from_numpy(norm.forward(clean.numpy()))
                 foreground = foreground_indices(clean_n)
-                estimate = conditioning_noise_sigma(noisy_n.numpy()) if conditions_on_noise_level(config) else 0.0
+                estimate = conditioning_noise_sigma(noisy_n.numpy()) if conditioned else 0.0
                 for _ in range(config.validation.patches):
                     centre = draw_centre(clean_n.shape, foreground, config.data.foreground_fraction, generator)
                     window = patch_window(clean_n.shape, size, 1, centre)
@@ -67,7 +68,7 @@ class ValidationSet:
         self.noisy = torch.stack(noisy_patches)[:, None] if noisy_patches else torch.empty(0)
         self.clean = torch.stack(clean_patches)[:, None] if clean_patches else torch.empty(0)
         # models with model.noise_map get the estimate inference would give them (no jitter here)
-        self.noise_level = torch.tensor(estimates) if conditions_on_noise_level(config) else None
+        self.noise_level = torch.tensor(estimates) if conditioned else None
         self.baseline = self.score(self.noisy) if len(self) else {}
         if len(self):
             logger.info("validation: %d patches, noisy input PSNR %.2f dB SSIM %.4f", len(self),
