@@ -90,6 +90,14 @@ class TrainConfig(_Strict):
         return self
 
     @model_validator(mode="after")
+    def _reference_noise_is_supervised(self) -> "TrainConfig":
+        if self.noise.reference_level_range is not None and self.algorithm != "supervised":
+            raise ValueError(rule_message("noise.reference_level_range", "needs algorithm 'supervised' (it noises "
+                                          "the clean references)", self.noise.reference_level_range,
+                                          "Remove it, or use algorithm: supervised."))
+        return self
+
+    @model_validator(mode="after")
     def _patient_level_split(self) -> "TrainConfig":
         shared = sorted({_key(p) for p in self.data.train} & {_key(p) for p in self.data.validation})
         if shared:

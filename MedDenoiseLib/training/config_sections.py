@@ -98,6 +98,11 @@ class NoiseConfig(_Strict):
     """Range of the modality's noise level (``LEVELS``); None means the training volumes are already
     noisy (self-supervised training only)."""
     fast: bool = False
+    reference_level_range: Optional[tuple[float, float]] = None
+    """Supervised: before the training noise, give each training reference its own acquisition noise at a
+    level drawn from this range (same modality and unit as ``level_range``; e.g. CT dose 0.25-1.0). A real
+    full-dose reference carries quantum noise; a model trained on smoother references than the scans it
+    meets removes that texture as if it were noise. None: the references are used as read."""
     estimate_jitter: float = Field(default=0.1, ge=0.0, le=1.0)
     """Models with ``model.noise_map``: each sample's estimated noise level is multiplied by exp(jitter * N(0, 1)),
     so the model tolerates the estimator's error on a user's scan (0 conditions on the estimate as is)."""
@@ -105,6 +110,7 @@ class NoiseConfig(_Strict):
     @model_validator(mode="after")
     def _range_ordered(self) -> "NoiseConfig":
         _ordered("noise.level_range", self.level_range, "Swap the two values.")
+        _ordered("noise.reference_level_range", self.reference_level_range, "Swap the two values.")
         return self
 
 

@@ -10,6 +10,10 @@ as the noisy scans themselves: there is no clean image and batches carry ``clean
 Models with ``model.noise_map`` are conditioned on the noise level the way inference conditions
 them: ``inference.noise_level.conditioning_noise_sigma`` of the whole normalised noisy volume, scaled
 with the sample by the intensity augmentation and spread by ``noise.estimate_jitter``.
+
+With ``noise.reference_level_range`` each clean reference first gets its own acquisition noise (same
+generator, drawn before the training noise and recorded under ``reference_noise``); the loss then
+compares with that noisier reference, so the model learns to keep the texture a real reference carries.
 """
 
 from __future__ import annotations
@@ -97,6 +101,20 @@ def _check_no_repeats(path: str, shape: tuple[int, int, int], config: TrainConfi
                                        "Use a smaller patch (depth 1 with loss_margin 0 for single slices)."))
 
 
+def _reference_noise(config: TrainConfig):
+    """The sampler of the references' own noise (``noise.reference_level_range``), or None."""
+    reference_range = config.noise.reference_level_range
+    if reference_range is None:
+        return None
+    try:
+        return random_modality_noise(config.noise.modality, level_range=tuple(reference_range),
+                                     fast=config.noise.fast)
+    except ConfigError as error:
+        raise ConfigError(rule_message("noise.reference_level_range", f"must be a valid {config.noise.modality} "
+                                       f"noise range ({error})", tuple(reference_range),
+                                       "Use the unit and domain of noise.level_range.")) from error
+
+
 class PatchSampler:
     """Draws (noisy, clean) batches of shape (B, 1, D, H, W) with an explicit generator."""
 
@@ -108,6 +126,7 @@ class PatchSampler:
         self.simulate = config.noise.level_range is not None
         self.noise = random_modality_noise(config.noise.modality, level_range=tuple(config.noise.level_range),
                                            fast=config.noise.fast) if self.simulate else None
+        self.reference_noise = _reference_noise(config)
         self.conditioned = conditions_on_noise_level(config)
         self.pairs: list[NoisyPair] = []
         self.records: list[dict] = []
@@ -136,7 +155,12 @@ class PatchSampler:
         if augment.elastic_probability > 0 and torch.rand((), generator=generator) < augment.elastic_probability:
             clean = elastic_deform(clean, magnitude=augment.elastic_magnitude,
                                    control_points=augment.elastic_control_points, generator=generator)
+        reference_record = None
+        if self.reference_noise is not None:
+            clean, reference_record = self.reference_noise(clean, generator=generator)
         noisy, record = self.noise(clean, generator=generator)
+        if reference_record is not None:
+            record = {**record, "reference_noise": reference_record}
         norm = fit_normalization(noisy.numpy(), self.config.noise.modality)
         noisy_n = torch.from_numpy(norm.forward(noisy.numpy()))
         clean_n = torch.from_numpy(norm.forward(clean.numpy()))
