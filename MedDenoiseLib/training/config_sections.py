@@ -115,10 +115,14 @@ class NoiseConfig(_Strict):
 
 
 class LossConfig(_Strict):
-    """Supervised loss: ``l1 * L1 + ssim * (1 - SSIM) + edge * ||grad x_hat - grad x||_1`` (DUAL-NET recipe),
+    """Supervised loss: ``l1 * L1 + mse * MSE + ssim * (1 - SSIM) + edge * ||grad x_hat - grad x||_1``
+    (DUAL-NET's recipe, with MSE added),
     plus DUAL-NET's auxiliary terms (``MedDenoiseLib.training.dualnet_losses``), all off by default."""
 
     l1: float = Field(default=1.0, ge=0.0)
+    mse: float = Field(default=0.0, ge=0.0)
+    """Mean squared error: the network then predicts the posterior mean (what PSNR rewards) rather than L1's
+    median, which is biased where the noise is skewed (log-compressed speckle, Rician at low SNR)."""
     ssim: float = Field(default=0.0, ge=0.0)
     edge: float = Field(default=0.0, ge=0.0)
     ssim_sigma: float = Field(default=1.5, gt=0.0, le=5.0)
@@ -139,9 +143,9 @@ class LossConfig(_Strict):
 
     @model_validator(mode="after")
     def _some_weight(self) -> "LossConfig":
-        if self.l1 + self.ssim + self.edge <= 0:
-            raise ValueError(rule_message("loss weights (l1 + ssim + edge)", "must sum to > 0",
-                                          (self.l1, self.ssim, self.edge), "Use l1: 1.0."))
+        if self.l1 + self.ssim + self.edge + self.mse <= 0:
+            raise ValueError(rule_message("loss weights (l1 + ssim + edge + mse)", "must sum to > 0",
+                                          (self.l1, self.ssim, self.edge, self.mse), "Use l1: 1.0."))
         if self.noise_normalized and self.ssim > 0:
             raise ValueError(rule_message("loss.noise_normalized", "needs loss.ssim = 0 (SSIM is not scale-free)",
                                           self.ssim, "Set ssim: 0, or noise_normalized: false."))

@@ -4,6 +4,10 @@ The supervised objective is the DUAL-NET combination
 
     L = w_l1 * |x_hat - x|_1 + w_ssim * (1 - SSIM(x_hat, x)) + w_edge * |grad x_hat - grad x|_1,
 
+optionally plus ``w_mse * |x_hat - x|_2^2``: L1 makes the network predict the posterior *median* of the
+clean voxel, MSE its *mean*, which is what PSNR rewards. They differ where the noise is skewed (log-compressed
+speckle, Rician noise at low SNR), and the median's offset there is a bias in every homogeneous region.
+
 and the self-supervised one a loss on blind-spot voxels only (:func:`masked_loss`).
 
 References
@@ -158,7 +162,7 @@ class GradientLoss(nn.Module):
 
 
 class DenoisingLoss(nn.Module):
-    """Weighted sum ``l1 * L1 + ssim * (1 - SSIM) + edge * edge loss``; zero weights are skipped.
+    """Weighted sum ``l1 * L1 + mse * MSE + ssim * (1 - SSIM) + edge * edge loss``; zero weights are skipped.
 
     ``forward`` returns ``(total, parts)`` with ``parts`` the detached value of every active term.
 
@@ -171,12 +175,12 @@ class DenoisingLoss(nn.Module):
     """
 
     def __init__(self, *, l1: float = 1.0, ssim: float = 0.0, edge: float = 0.0, ssim_sigma: float = 1.5,
-                 data_range: float = 1.0) -> None:
+                 data_range: float = 1.0, mse: float = 0.0) -> None:
         super().__init__()
-        if min(l1, ssim, edge) < 0 or l1 + ssim + edge <= 0:
-            raise ConfigError(rule_message("loss weights (l1, ssim, edge)", "must be >= 0 with a positive sum",
-                                           (l1, ssim, edge), "Use l1=1.0, ssim=0.0, edge=0.0."))
-        self.weights = {"l1": l1, "ssim": ssim, "edge": edge}
+        if min(l1, ssim, edge, mse) < 0 or l1 + ssim + edge + mse <= 0:
+            raise ConfigError(rule_message("loss weights (l1, ssim, edge, mse)", "must be >= 0 with a positive sum",
+                                           (l1, ssim, edge, mse), "Use l1=1.0, ssim=0.0, edge=0.0, mse=0.0."))
+        self.weights = {"l1": l1, "mse": mse, "ssim": ssim, "edge": edge}
         self.ssim = SSIMLoss(data_range=data_range, sigma=ssim_sigma)
 
     def forward(self, prediction: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
@@ -184,6 +188,8 @@ class DenoisingLoss(nn.Module):
         terms = {}
         if self.weights["l1"]:
             terms["l1"] = F.l1_loss(prediction, target)
+        if self.weights["mse"]:
+            terms["mse"] = F.mse_loss(prediction, target)
         if self.weights["ssim"]:
             terms["ssim"] = self.ssim(prediction.float(), target.float())
         if self.weights["edge"]:

@@ -69,7 +69,8 @@ class TrainingObjective:
         self.config = config
         self.margin = config.data.loss_margin
         loss = config.loss
-        self.supervised_loss = DenoisingLoss(l1=loss.l1, ssim=loss.ssim, edge=loss.edge, ssim_sigma=loss.ssim_sigma)
+        self.supervised_loss = DenoisingLoss(l1=loss.l1, ssim=loss.ssim, edge=loss.edge, ssim_sigma=loss.ssim_sigma,
+                                            mse=loss.mse)
         self.auxiliary = AuxiliaryLoss({k: getattr(loss, k) for k in AUXILIARY_TERMS})
 
     def check_model(self, model: nn.Module) -> None:

@@ -1,5 +1,7 @@
 """Losses: differentiable SSIM agrees with the evaluation metric, edge and masked losses, weighted sum."""
 
+from types import SimpleNamespace
+
 import pytest
 import torch
 
@@ -67,8 +69,42 @@ class TestOtherLosses:
         assert set(parts) == {"l1", "ssim", "edge"}
         assert float(total) == pytest.approx(parts["l1"] + 0.5 * parts["ssim"] + 0.1 * parts["edge"], rel=1e-5)
         assert float(DenoisingLoss(l1=1.0, ssim=0.5, edge=0.1)(x, x)[0]) == pytest.approx(0.0, abs=1e-6)
-        with pytest.raises(ConfigError, match="must be >= 0 with a positive sum; got \\(0.0, 0.0, 0.0\\)"):
+        with pytest.raises(ConfigError, match="must be >= 0 with a positive sum; got \\(0.0, 0.0, 0.0, 0.0\\)"):
             DenoisingLoss(l1=0.0)
+
+
+class TestMSETerm:
+    """``loss.mse``: the posterior mean instead of L1's median."""
+
+    def test_value_by_hand(self):
+        x, y = torch.zeros(1, 1, 1, 2, 2), torch.tensor([0.0, 1.0, 2.0, 3.0]).view(1, 1, 1, 2, 2)
+        total, parts = DenoisingLoss(l1=0.0, mse=2.0)(x, y)
+        assert set(parts) == {"mse"}
+        assert parts["mse"] == pytest.approx((0 + 1 + 4 + 9) / 4)
+        assert float(total) == pytest.approx(2 * 14 / 4)
+
+    def test_minimiser_is_the_mean_where_l1_gives_the_median(self):
+        target = torch.tensor([0.0, 0.0, 0.0, 4.0]).view(1, 1, 1, 2, 2)  # skewed: median 0, mean 1
+        for weights, expected in (({"l1": 0.0, "mse": 1.0}, 1.0), ({"l1": 1.0}, 0.0)):
+            loss = DenoisingLoss(**weights)
+            constant = torch.tensor(0.5, requires_grad=True)
+            optimiser = torch.optim.SGD([constant], lr=0.05)
+            for _ in range(400):
+                optimiser.zero_grad()
+                loss(constant.expand_as(target).clone(), target)[0].backward()
+                optimiser.step()
+            assert float(constant.detach()) == pytest.approx(expected, abs=0.05)
+
+    def test_config_weight_reaches_the_objective(self):
+        from MedDenoiseLib.training.config import LossConfig
+        from MedDenoiseLib.training.module import TrainingObjective
+
+        assert LossConfig(l1=0.0, mse=1.0).mse == 1.0
+        with pytest.raises(ValueError, match=r"l1 \+ ssim \+ edge \+ mse"):
+            LossConfig(l1=0.0)
+        config = SimpleNamespace(data=SimpleNamespace(loss_margin=0),
+                                 loss=LossConfig(l1=0.0, mse=1.0), masking=None)
+        assert TrainingObjective(config).supervised_loss.weights["mse"] == 1.0
 
 
 class TestNoiseNormalizedLoss:
