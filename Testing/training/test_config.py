@@ -58,7 +58,7 @@ class TestRules:
         ({"noise": {"modality": "mr"}}, r"noise.level_range must be set for algorithm 'supervised'; got None"),
         ({"noise": {"modality": "mr", "level_range": [5.0, 1.0]}},
          r"noise.level_range must be \(low, high\) with low <= high; got \(5.0, 1.0\)"),
-        ({"loss": {"l1": 0.0}}, r"loss weights \(l1 \+ ssim \+ edge\) must sum to > 0; got \(0.0, 0.0, 0.0\)"),
+        ({"loss": {"l1": 0.0}}, r"loss weights \(l1 \+ ssim \+ edge \+ mse\) must sum to > 0; got \(0.0, 0.0, 0.0, 0.0\)"),
         ({"loss": {"ssim": 1.0}, "data": {"train": ["a.nii.gz"], "patch_size": [5, 8, 8]}},
          r"data.patch_size \(H, W\) must be >= the 11-voxel SSIM window when loss.ssim > 0; got \(8, 8\)"),
         ({"data": {"train": ["a.nii.gz"], "patch_size": [5, 16, 32], "augment": {"rot90": True}}},
