@@ -95,6 +95,11 @@ class TrainConfig(_Strict):
             raise ValueError(rule_message("noise.reference_level_range", "needs algorithm 'supervised' (it noises "
                                           "the clean references)", self.noise.reference_level_range,
                                           "Remove it, or use algorithm: supervised."))
+        noise_terms = {k: getattr(self.loss, k) for k in ("noise_nll", "error_nll") if getattr(self.loss, k)}
+        if self.noise.reference_level_range is not None and noise_terms:
+            raise ValueError(rule_message("noise.reference_level_range", "cannot be combined with loss.noise_nll "
+                                          "or loss.error_nll (they would fit only the training part of the noise)",
+                                          noise_terms, "Set those weights to 0, or drop reference_level_range."))
         return self
 
     @model_validator(mode="after")

@@ -11,9 +11,11 @@ Models with ``model.noise_map`` are conditioned on the noise level the way infer
 them: ``inference.noise_level.conditioning_noise_sigma`` of the whole normalised noisy volume, scaled
 with the sample by the intensity augmentation and spread by ``noise.estimate_jitter``.
 
-With ``noise.reference_level_range`` each clean reference first gets its own acquisition noise (same
-generator, drawn before the training noise and recorded under ``reference_noise``); the loss then
-compares with that noisier reference, so the model learns to keep the texture a real reference carries.
+With ``noise.reference_level_range`` each clean reference first gets its own acquisition noise, clamped
+below at the reference's minimum, from a generator of its own (seeded from the seed and refresh index, so the
+training noise draws are those of the same run without it); the record is then ``{"reference_noise": ...,
+"training_noise": ...}``, replayed in that order. The loss compares with that noisier reference, so the
+model learns to keep the texture a real reference carries.
 """
 
 from __future__ import annotations
@@ -112,7 +114,8 @@ def _reference_noise(config: TrainConfig):
     except ConfigError as error:
         raise ConfigError(rule_message("noise.reference_level_range", f"must be a valid {config.noise.modality} "
                                        f"noise range ({error})", tuple(reference_range),
-                                       "Use the unit and domain of noise.level_range.")) from error
+                                       "Use the unit of noise.level_range, e.g. [0.25, 1.0] for a ct or xr "
+                                       "dose fraction, [1.0, 4.0] for mr sigma_percent.")) from error
 
 
 class PatchSampler:
@@ -147,24 +150,35 @@ class PatchSampler:
                 self.records = [p.record for p in self.pairs]
             return
         generator = torch.Generator().manual_seed((self.config.seed * 1_000_003 + index) % 2**63)
-        self.pairs = [self._noisy_pair(clean, iso, generator) for clean, iso in zip(self.clean, self.isotropic)]
+        reference_generator = torch.Generator().manual_seed((self.config.seed * 1_000_039 + 104_729 * index) % 2**63)
+        self.pairs = [self._noisy_pair(clean, iso, generator, reference_generator)
+                      for clean, iso in zip(self.clean, self.isotropic)]
         self.records = [p.record for p in self.pairs]
 
-    def _noisy_pair(self, clean: torch.Tensor, isotropic: bool, generator: torch.Generator) -> NoisyPair:
+    def _noisy_pair(self, clean: torch.Tensor, isotropic: bool, generator: torch.Generator,
+                    reference_generator: torch.Generator) -> NoisyPair:
         augment = self.config.data.augment
         if augment.elastic_probability > 0 and torch.rand((), generator=generator) < augment.elastic_probability:
             clean = elastic_deform(clean, magnitude=augment.elastic_magnitude,
                                    control_points=augment.elastic_control_points, generator=generator)
         reference_record = None
         if self.reference_noise is not None:
-            clean, reference_record = self.reference_noise(clean, generator=generator)
+            clean, reference_record = self._noisy_reference(clean, reference_generator)
         noisy, record = self.noise(clean, generator=generator)
         if reference_record is not None:
-            record = {**record, "reference_noise": reference_record}
+            record = {"reference_noise": reference_record, "training_noise": record}
         norm = fit_normalization(noisy.numpy(), self.config.noise.modality)
         noisy_n = torch.from_numpy(norm.forward(noisy.numpy()))
         clean_n = torch.from_numpy(norm.forward(clean.numpy()))
         return NoisyPair(noisy_n, clean_n, foreground_indices(clean_n), record, isotropic, self._level(noisy_n))
+
+    def _noisy_reference(self, clean: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, dict]:
+        """``clean`` with its own acquisition noise, clamped below at the image's minimum (a detector or
+        magnitude image stays >= 0, as the training noise needs). Levels taken relative to the maximum
+        (MR sigma_percent, X-ray counts) then see the noisy reference's maximum, a few % higher."""
+        noisy, record = self.reference_noise(clean, generator=generator)
+        low = float(clean.min())
+        return noisy.clamp_min(low), {**record, "clamped_below": low}
 
     def _noisy_only(self, noisy: torch.Tensor, isotropic: bool) -> NoisyPair:
         norm = fit_normalization(noisy.numpy(), self.config.noise.modality)

@@ -108,7 +108,7 @@ def raw_config(**overrides):
 
 class TestConfig:
     def test_new_weights_default_to_zero(self):
-        assert LossConfig().model_dump() == {"l1": 1.0, "ssim": 0.0, "edge": 0.0, "ssim_sigma": 1.5,
+        assert LossConfig().model_dump() == {"l1": 1.0, "mse": 0.0, "ssim": 0.0, "edge": 0.0, "ssim_sigma": 1.5,
                                              "noise_normalized": False, "noise_nll": 0.0, "neb_l1": 0.0,
                                              "error_nll": 0.0, "consistency": 0.0, "tv": 0.0}
         with pytest.raises(ValidationError):
