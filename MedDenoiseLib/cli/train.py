@@ -52,7 +52,6 @@ def run(args) -> int:
     try:
         with StopFlag() as stop:
             train(config, run_dir, progress=progress, should_stop=stop, resume_from=args.resume)
-        _wait_for_all_ranks()  # no rank tears the group down while another still uses it
     finally:
         close()
         _leave_process_group()
@@ -75,13 +74,6 @@ def _progress(kind: str, total: int):
         bar.set_postfix(loss=f"{loss:.4f}", refresh=True)
 
     return progress, bar.close
-
-
-def _wait_for_all_ranks() -> None:
-    import torch.distributed as dist
-
-    if dist.is_available() and dist.is_initialized():
-        dist.barrier()
 
 
 def _leave_process_group() -> None:
