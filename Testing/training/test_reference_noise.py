@@ -1,5 +1,5 @@
 """``noise.reference_level_range``: training references get their own acquisition noise before the
-training noise, drawn from the run's generator and recorded."""
+training noise, from a generator of its own, clamped below at the image minimum, and recorded."""
 
 import numpy as np
 import pytest
@@ -43,8 +43,6 @@ def disc_spread(volume: torch.Tensor) -> float:
     return float(volume[:, inside].std())
 
 
-
-
 class TestReferenceNoise:
     def test_off_by_default_the_reference_is_noise_free(self, disc_file):
         sampler = refreshed(config(disc_file))
@@ -78,7 +76,7 @@ class TestReferenceNoise:
         without = refreshed(config(disc_file, level_range=(4.0, 12.0)), 2)
         assert with_reference.records[0]["training_noise"] == without.records[0]
 
-    def test_reference_stays_inside_the_image_range(self, tmp_path):
+    def test_reference_stays_above_the_image_minimum(self, tmp_path):
         image = np.zeros((1, 48, 48), np.float32)
         image[:, 16:32, 16:32] = 600.0  # X-ray with zero-valued pixels: Poisson-Gaussian needs x >= 0
         sitk.WriteImage(sitk.GetImageFromArray(image), str(tmp_path / "xr.nrrd"))
