@@ -25,7 +25,7 @@ from .inference.sliding_window import plan_windows, sliding_window_moments
 from .inference.tta import flip_set
 from .models.card import LoadedModel
 from .normalization import canonical_modality, fit_normalization
-from .uncertainty_calibration import std_scale_for
+from .uncertainty_calibration import std_calibration_for
 from .uncertainty_labels import DEFAULT_THRESHOLDS, check_thresholds, regional_std, uncertainty_labels
 from .volume import Volume
 
@@ -143,16 +143,17 @@ def denoise_volume(volume: Volume, model: LoadedModel | nn.Module, *, modality: 
     (mean, var), used = run_with_backoff(run, settings, events)
     denoised = norm.inverse(mean[0, 0].numpy()).astype(np.float32)
     spread = mean[0, 1].numpy() if own else np.sqrt(var[0, 0].numpy())  # normalised units either way
-    std_scale, std_meaning = std_scale_for(card, options.tta, options.uncertainty_source, options.mc_dropout)
+    calibration = std_calibration_for(card, options.tta, options.uncertainty_source, options.mc_dropout)
     raw_std = (spread * norm.scale).astype(np.float32)
-    std = (raw_std * std_scale).astype(np.float32)
+    std = (np.hypot(spread * calibration.scale, calibration.floor) * norm.scale).astype(np.float32)
     sigma = residual_noise_sigma(source, denoised)
     labels = uncertainty_labels(regional_std(raw_std), sigma, options.thresholds)  # thresholds are set on the raw spread
     plan = plan_windows(tuple(source.shape), used.roi_size, options.overlap, options.tta * max(1, options.mc_dropout))
     report = _report(options, card, norm, used, plan.patches, events, sigma, started)
-    report.update(std_scale=std_scale, std_meaning=std_meaning)
+    report.update(std_scale=calibration.scale, std_floor=calibration.floor * norm.scale,  # floor in the image's units
+                  std_meaning=calibration.meaning)
     logger.info("denoised %s on %s in %.1f s (%d patches x %d views); std: %s", source.shape, used.device,
-                report["seconds"], plan.patches, plan.samples_per_patch, std_meaning)
+                report["seconds"], plan.patches, plan.samples_per_patch, calibration.meaning)
     return DenoiseResult(_derived(volume, denoised, "denoised"), _derived(volume, std, "uncertainty std", "float32"),
                          _derived(volume, labels, "uncertainty labels", "uint8"), sigma, report)
 

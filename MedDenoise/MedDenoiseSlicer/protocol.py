@@ -349,7 +349,9 @@ def format_report(report: Mapping) -> str:
     if report.get("backoff"):
         extras.append("memory back-off: " + "; ".join(str(b) for b in report["backoff"]))
     if report.get("std_scale") not in (None, 1.0):
-        extras.append(f"std calibrated x {float(report['std_scale']):.3g}")
+        floor = float(report.get("std_floor") or 0.0)
+        with_floor = f" with floor {floor:.3g}" if floor else ""
+        extras.append(f"std calibrated x {float(report['std_scale']):.3g}{with_floor}")
     return text + (f" ({', '.join(extras)})" if extras else "")
 
 

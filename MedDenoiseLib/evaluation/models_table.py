@@ -135,11 +135,19 @@ def _shipped_table(root: Path) -> list[str]:
         steps, seconds = training.get("steps"), training.get("wall_seconds")
         trained = f"{steps} steps, {fmt((seconds or math.nan) / 60, 0)} min on {training.get('device', '?')}"
         trained += f", starting from `{training['init']}`" if training.get("init") else ""
-        scale = ((card.get("uncertainty_calibration") or {}).get("scales") or {}).get("tta", {}).get("8")
         lines.append(f"| `{card.get('name')}` | {card.get('modality')} | {card.get('architecture')} | "
-                     f"{card.get('parameters')} | {size:.2f} | {trained} | "
-                     f"{'TTA-8 spread × ' + format(scale, '.3g') if scale else 'raw spread'} |")
+                     f"{card.get('parameters')} | {size:.2f} | {trained} | {_calibration_text(card)} |")
     return lines
+
+
+def _calibration_text(card: dict) -> str:
+    """``TTA-8 spread × 1.29 with floor 0.0123`` (floor in normalised units), or ``raw spread``."""
+    record = card.get("uncertainty_calibration") or {}
+    scale = (record.get("scales") or {}).get("tta", {}).get("8")
+    if not scale:
+        return "raw spread"
+    floor = (record.get("floors") or {}).get("tta", {}).get("8")
+    return f"TTA-8 spread × {scale:.3g}" + (f" with floor {floor:.3g} (normalised units)" if floor else "")
 
 
 def _candidates(candidates: list[dict], shipped: set[str]) -> list[str]:

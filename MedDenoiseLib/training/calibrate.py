@@ -1,13 +1,15 @@
-"""Fit a model's uncertainty scale (see :mod:`MedDenoiseLib.uncertainty_calibration`) and store it in its card.
+"""Fit a model's uncertainty calibration (see :mod:`MedDenoiseLib.uncertainty_calibration`) and store it in its card.
 
 The model denoises foreground crops of its training images, noised afresh at fixed levels
-with a seeded generator; the error to the clean image and the raw std give one scale per
-TTA count (and per uncertainty source the model offers). The card is rewritten atomically;
-the weights and their sha256 are untouched.
+with a seeded generator; the error to the clean image and the raw spread (both in the model's
+normalised units, with any calibration already in the card left out) give one scale, and with
+``floor`` one error floor, per TTA count (and per uncertainty source the model offers). The card
+is rewritten atomically; the weights and their sha256 are untouched.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from pathlib import Path
@@ -20,10 +22,10 @@ from ..errors import ConfigError, rule_message
 from ..evaluation.cases import foreground_crop, training_files
 from ..io import as_float, read_region
 from ..model_files import CARD_NAME, read_card
-from ..models.card import load_model
+from ..models.card import LoadedModel, load_model
 from ..noise import simulate_noise
 from ..pipeline import InferenceOptions, denoise_volume
-from ..uncertainty_calibration import CARD_KEY, coverage, fit_std_scale, summarise
+from ..uncertainty_calibration import CARD_KEY, coverage, fit_std_floor, fit_std_scale, summarise
 from ..volume import Volume
 
 logger = logging.getLogger(__name__)
@@ -47,9 +49,9 @@ def _sources(card: dict) -> list[str]:
 
 def calibrate_model(model_dir: str | Path, *, levels: Sequence[float], data: Sequence[str] | None = None,
                     tta_counts: Sequence[int] = (2, 4, 8), crop: tuple[int, int, int] = (8, 96, 96),
-                    target: float = 0.9, seed: int = 0, device: str = "cpu",
+                    target: float = 0.9, seed: int = 0, floor: bool = True, device: str = "cpu",
                     progress: Callable[[str], None] | None = None) -> dict:
-    """Fit and store the scales; returns the card entry written."""
+    """Fit and store the scales (and, with ``floor``, the error floors); returns the card entry written."""
     card, directory = read_card(model_dir)
     modality = card.get("modality")
     data = list(data) if data else training_files(card)
@@ -57,7 +59,31 @@ def calibrate_model(model_dir: str | Path, *, levels: Sequence[float], data: Seq
         raise ConfigError(rule_message("calibration data / levels", "must be non-empty", (data, list(levels)),
                                        "Pass --data (training images with a clean reference) and --levels."))
     loaded = load_model(directory, device="cpu")
-    cases = _cases(data, crop)
+    raw_model = dataclasses.replace(loaded, card={k: v for k, v in loaded.card.items() if k != CARD_KEY})
+    errors, stds = _errors_and_spreads(raw_model, modality, _cases(data, crop), levels, tta_counts, seed, device,
+                                       progress)
+    scales: dict[str, dict[str, float]] = {}
+    floors: dict[str, dict[str, float]] = {}
+    before: dict[str, float] = {}
+    for (source, tta), parts in errors.items():
+        error, std = np.concatenate(parts), np.concatenate(stds[(source, tta)])
+        scale, floor_value = fit_std_floor(error, std, target=target) if floor else (
+            fit_std_scale(error, std, target=target), 0.0)
+        scales.setdefault(source, {})[str(tta)] = round(scale, 6)
+        floors.setdefault(source, {})[str(tta)] = round(floor_value, 6)
+        before[f"{source}/{tta}"] = round(coverage(error, std), 4)
+    entry = summarise(scales, target=target, data=data, levels=levels, seed=seed, coverage_before=before,
+                      floors=floors if floor else None, crop=crop)
+    card[CARD_KEY] = entry
+    _write_card(directory / CARD_NAME, card)
+    logger.info("calibrated %s: scales %s, floors %s (coverage before %s)", card.get("name"), scales,
+                floors if floor else "none", before)
+    return entry
+
+
+def _errors_and_spreads(model: LoadedModel, modality: str, cases, levels, tta_counts, seed: int, device: str,
+                        progress) -> tuple[dict, dict]:
+    """Foreground errors and raw spreads per (source, TTA count), in the model's normalised units."""
     errors: dict[tuple[str, int], list[np.ndarray]] = {}
     stds: dict[tuple[str, int], list[np.ndarray]] = {}
     generator = torch.Generator().manual_seed(int(seed))
@@ -65,28 +91,18 @@ def calibrate_model(model_dir: str | Path, *, levels: Sequence[float], data: Seq
         mask = clean > np.percentile(clean, 30)
         for level in levels:
             noisy = simulate_noise(modality, torch.from_numpy(clean), level=float(level), generator=generator).numpy()
-            for source in _sources(card):
+            for source in _sources(model.card):
                 for tta in tta_counts:
                     options = InferenceOptions(roi_size=(32, 160, 160), tta=int(tta), device=device,
                                                uncertainty_source=source)
-                    result = denoise_volume(Volume(noisy.astype(np.float32), geometry), loaded, modality=modality,
+                    result = denoise_volume(Volume(noisy.astype(np.float32), geometry), model, modality=modality,
                                             options=options)
-                    raw = result.uncertainty.array / float(result.report.get("std_scale", 1.0))
-                    errors.setdefault((source, tta), []).append((result.denoised.array - clean)[mask])
-                    stds.setdefault((source, tta), []).append(raw[mask])
+                    unit = float(result.report["normalization"]["scale"])
+                    errors.setdefault((source, tta), []).append((result.denoised.array - clean)[mask] / unit)
+                    stds.setdefault((source, tta), []).append(result.uncertainty.array[mask] / unit)
             if progress is not None:
                 progress(f"{Path(entry).name} level {level}")
-    scales: dict[str, dict[str, float]] = {}
-    before: dict[str, float] = {}
-    for (source, tta), parts in errors.items():
-        error, std = np.concatenate(parts), np.concatenate(stds[(source, tta)])
-        scales.setdefault(source, {})[str(tta)] = round(fit_std_scale(error, std, target=target), 6)
-        before[f"{source}/{tta}"] = round(coverage(error, std), 4)
-    entry = summarise(scales, target=target, data=data, levels=levels, seed=seed, coverage_before=before)
-    card[CARD_KEY] = entry
-    _write_card(directory / CARD_NAME, card)
-    logger.info("calibrated %s: %s (coverage before %s)", card.get("name"), scales, before)
-    return entry
+    return errors, stds
 
 
 def _write_card(path: Path, card: dict) -> None:
