@@ -19,6 +19,7 @@ import torch
 from ..models import count_parameters
 from ..models.complexity import PATCH_DHW, model_complexity
 from ..models.resolve import resolve_model
+from ..models.routing import RoutedNetwork
 from ..pipeline import InferenceOptions, denoise_volume
 from ..volume import Volume
 from .options import MODALITIES
@@ -49,6 +50,16 @@ def phantom(shape_zyx: tuple[int, int, int], seed: int = 0) -> np.ndarray:
     return (image + rng.normal(0, 10, shape_zyx)).clip(0).astype(np.float32)
 
 
+def _complexity(network, patch: tuple[int, int, int]) -> dict:
+    """FLOPs per patch; a routed model runs one member per volume, so each member's and the largest."""
+    if not isinstance(network, RoutedNetwork):
+        return {"complexity": model_complexity(network, patch)}
+    members = [{"member": card.get("name"), "parameters": count_parameters(member),
+                "complexity": model_complexity(member, patch)} for member, card in zip(network.members, network.cards)]
+    largest = max(members, key=lambda m: m["complexity"].get("flops", 0))
+    return {"complexity": largest["complexity"], "members": members}
+
+
 def run(args) -> int:
     loaded = resolve_model(args.model, args.modality)
     denoise_volume(Volume(phantom((4, 32, 32))), loaded, modality=args.modality,  # warm-up: first-call costs
@@ -69,7 +80,7 @@ def run(args) -> int:
     payload = {"machine": {"platform": platform.platform(), "cpu_threads": torch.get_num_threads(),
                            "torch": torch.__version__, "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None},
                "model": loaded.name, "parameters": count_parameters(loaded.network),
-               "complexity": model_complexity(loaded.network, tuple(args.flops_patch)), "results": results}
+               **_complexity(loaded.network, tuple(args.flops_patch)), "results": results}
     text = json.dumps(payload, indent=1)
     print(text)
     if args.out:

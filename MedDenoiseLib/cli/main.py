@@ -7,9 +7,9 @@ import logging
 import sys
 
 from ..errors import CancelledError, MedDenoiseError
-from . import adapt, benchmark, calibrate, demo, denoise, evaluate, models, train
+from . import adapt, benchmark, calibrate, demo, denoise, evaluate, models, route, train
 
-SUBCOMMANDS = (denoise, demo, benchmark, train, adapt, calibrate, models, evaluate)
+SUBCOMMANDS = (denoise, demo, benchmark, train, adapt, calibrate, route, models, evaluate)
 EXIT_ERROR, EXIT_CANCELLED = 2, 130
 
 

@@ -125,9 +125,12 @@ def training_files(card: dict) -> list[str]:
 
 
 def seen_files(card: dict) -> list[str]:
-    """Every data entry a model has seen with its clean reference: training data and std-calibration data."""
+    """Every data entry a model has seen with its clean reference: training, std-calibration and routing-fit data,
+    and for a routed model (``member_cards``) every member's."""
     calibration = (card.get("uncertainty_calibration") or {}).get("data") or []
-    return training_files(card) + [str(p) for p in calibration]
+    routing = (card.get("route_fit") or {}).get("data") or []
+    members = [entry for member in card.get("member_cards", []) for entry in seen_files(member)]
+    return training_files(card) + [str(p) for p in (*calibration, *routing)] + members
 
 
 def _trained_on(case: Case, entry: str) -> bool:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Sequence
 
 from ..model_files import models_root, read_card, shipped_models
+from ..models.routing import is_routed, route_members
 from .ablation_table import ablation_section
 from .report_tables import fmt, mean_of, paper_table
 
@@ -130,24 +131,43 @@ def _shipped_table(root: Path) -> list[str]:
              "|---|---|---|---|---|---|---|"]
     for directory in sorted(p for p in root.iterdir() if (p / "card.json").is_file()):
         card, _ = read_card(directory)
-        training = card.get("training") or {}
-        size = (directory / "model.safetensors").stat().st_size / 1e6
-        steps, seconds = training.get("steps"), training.get("wall_seconds")
-        trained = f"{steps} steps, {fmt((seconds or math.nan) / 60, 0)} min on {training.get('device', '?')}"
-        trained += f", starting from `{training['init']}`" if training.get("init") else ""
-        lines.append(f"| `{card.get('name')}` | {card.get('modality')} | {card.get('architecture')} | "
-                     f"{card.get('parameters')} | {size:.2f} | {trained} | {_calibration_text(card)} |")
+        if is_routed(card):
+            lines.extend(_routed_rows(card, directory))
+            continue
+        lines.append(_model_row(card, directory, f"`{card.get('name')}`"))
+    return lines
+
+
+def _model_row(card: dict, directory: Path, label: str) -> str:
+    training = card.get("training") or {}
+    size = (directory / "model.safetensors").stat().st_size / 1e6
+    steps, seconds = training.get("steps"), training.get("wall_seconds")
+    trained = f"{steps} steps, {fmt((seconds or math.nan) / 60, 0)} min on {training.get('device', '?')}"
+    trained += f", starting from `{training['init']}`" if training.get("init") else ""
+    return (f"| {label} | {card.get('modality')} | {card.get('architecture')} | {card.get('parameters')} | "
+            f"{size:.2f} | {trained} | {_calibration_text(card)} |")
+
+
+def _routed_rows(card: dict, directory: Path) -> list[str]:
+    """A routed model's line (its rule) and one line per member."""
+    members = route_members(card)
+    rule = "; ".join(f"`{m['path']}` up to noise estimate {m['up_to']:.4g}" for m in members[:-1])
+    lines = [f"| `{card.get('name')}` | {card.get('modality')} | routed by noise level: {rule}, "
+             f"`{members[-1]['path']}` above | {card.get('parameters')} | – | members below | members' |"]
+    for member in members:
+        member_card, member_dir = read_card(directory / str(member["path"]))
+        lines.append(_model_row(member_card, member_dir, f"↳ `{member_card.get('name')}` (`{member['path']}`)"))
     return lines
 
 
 def _calibration_text(card: dict) -> str:
-    """``TTA-8 spread × 1.29 with floor 0.0123`` (floor in normalised units), or ``raw spread``."""
+    """``TTA-8 spread × 1.29 with floor 0.31 σ̂`` (floor: fraction of the estimated noise std), or ``raw spread``."""
     record = card.get("uncertainty_calibration") or {}
     scale = (record.get("scales") or {}).get("tta", {}).get("8")
     if not scale:
         return "raw spread"
     floor = (record.get("floors") or {}).get("tta", {}).get("8")
-    return f"TTA-8 spread × {scale:.3g}" + (f" with floor {floor:.3g} (normalised units)" if floor else "")
+    return f"TTA-8 spread × {scale:.3g}" + (f" with floor {floor:.3g} σ̂" if floor else "")
 
 
 def _candidates(candidates: list[dict], shipped: set[str]) -> list[str]:

@@ -24,6 +24,7 @@ from .. import __version__
 from ..errors import WeightsError, rule_message
 from ..model_files import CARD_NAME, WEIGHTS_NAME, read_card, sha256_of, verified_weights
 from .registry import build_model
+from .routing import is_routed, load_routed
 
 logger = logging.getLogger(__name__)
 
@@ -76,8 +77,14 @@ def save_model(model: nn.Module, directory: str | Path, card: dict[str, Any]) ->
 
 
 def load_model(path: str | Path, *, device: str | torch.device = "cpu") -> LoadedModel:
-    """Rebuild the network from its card and load weights after checking their sha256."""
+    """Rebuild the network from its card and load weights after checking their sha256.
+
+    A routed card (:mod:`MedDenoiseLib.models.routing`) loads each member this way, each checked against
+    its own card, into one :class:`~MedDenoiseLib.models.routing.RoutedNetwork`."""
     card, directory = read_card(path)
+    if is_routed(card):
+        return LoadedModel(network=load_routed(card, directory, lambda member: load_model(member, device=device)),
+                           card=card, path=directory)
     weights_path = verified_weights(card, directory)
     arch = card.get("architecture")
     if not isinstance(arch, dict) or "name" not in arch:

@@ -24,6 +24,7 @@ from torch import nn
 from ..errors import ConfigError, rule_message
 from ..models import build_model
 from ..models.card import load_model
+from ..models.routing import single_network
 from ..model_files import shipped_models
 from .config import TrainConfig
 from .dualnet_losses import AUXILIARY_TERMS, AuxiliaryLoss
@@ -214,11 +215,11 @@ def init_state_dict(init: str) -> dict[str, torch.Tensor]:
     if (path / "state.json").is_file() and (path / "model.safetensors").is_file():
         ema = path / "ema.safetensors"
         return load_file(str(ema if ema.is_file() else path / "model.safetensors"))
-    if (path / "card.json").is_file():
-        return load_model(path).network.state_dict()
+    model_dir = path if (path / "card.json").is_file() else shipped_models().get(init)
+    if model_dir is not None:
+        loaded = load_model(model_dir)
+        return single_network(loaded.network, loaded.name, "init").state_dict()
     shipped = shipped_models()
-    if init in shipped:
-        return load_model(shipped[init]).network.state_dict()
     raise ConfigError(rule_message("init", "must be a checkpoint directory, a model directory or a shipped model",
                                    init, f"Shipped models: {sorted(shipped)}."))
 

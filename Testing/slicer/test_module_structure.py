@@ -152,6 +152,17 @@ class TestCMake:
         assert all((ROOT / "MedDenoiseLib" / f).is_file() for f in engine), "CMake lists engine files that do not exist"
         assert "${MEDDENOISE_ENGINE_BUILD_SCRIPTS}" in scripts and "Scripts/meddenoise_worker.py" in scripts
 
+    def test_model_glob_installs_every_shipped_card_and_weights_file(self):
+        from pathlib import PurePosixPath
+
+        patterns = [PurePosixPath(p) for p in re.findall(r"\$\{MEDDENOISE_MODELS_SOURCE_DIR\}/(\S+)", self.text)]
+        models = ROOT / "Resources" / "Models"
+        shipped = [PurePosixPath(p.relative_to(models).as_posix()) for p in models.rglob("*")
+                   if p.name == "card.json" or p.suffix == ".safetensors"]
+        assert shipped
+        for path in shipped:
+            assert any(len(path.parts) == len(p.parts) and path.match(str(p)) for p in patterns), path
+
     def test_resources_exist_and_macro_options(self):
         resources = [r.replace("${MODULE_NAME}", "MedDenoise") for r in cmake_list(self.text, "MODULE_PYTHON_RESOURCES")]
         assert set(resources) == {"Resources/Icons/MedDenoise.png", "Resources/UI/MedDenoise.ui",
