@@ -18,12 +18,13 @@ from .errors import ConfigError, InputError, rule_message
 from .inference.backoff import RunSettings, run_with_backoff
 from .inference.blending import effective_roi
 from .inference.device import autocast_context, resolve_device
-from .inference.noise_level import residual_noise_sigma
+from .inference.noise_level import conditioning_noise_sigma, residual_noise_sigma
 from .inference.predictor import build_predictor
 from .inference.progress import ProgressCallback, StopCallback
 from .inference.sliding_window import plan_windows, sliding_window_moments
 from .inference.tta import flip_set
 from .models.card import LoadedModel
+from .models.routing import RoutedNetwork
 from .normalization import canonical_modality, fit_normalization
 from .uncertainty_calibration import std_calibration_for
 from .uncertainty_labels import DEFAULT_THRESHOLDS, check_thresholds, regional_std, uncertainty_labels
@@ -118,12 +119,14 @@ def denoise_volume(volume: Volume, model: LoadedModel | nn.Module, *, modality: 
     source = np.asarray(volume.array, dtype=np.float32)
     _check_finite(source)
     network, card = (model.network, model.card) if isinstance(model, LoadedModel) else (model, {})
-    _check_model_fits(network, card, modality, options)
     norm = fit_normalization(source, modality)
+    normalised = np.ascontiguousarray(norm.forward(source))
+    network, card, route = _resolve_route(network, card, normalised)
+    _check_model_fits(network, card, modality, options)
     if float(source.max()) == float(source.min()):
         logger.warning("constant input: returned unchanged with zero uncertainty")
         return _constant_result(volume, source, options, norm, card, started)
-    image = torch.from_numpy(np.ascontiguousarray(norm.forward(source)))[None, None]
+    image = torch.from_numpy(normalised)[None, None]
     device = resolve_device(options.device)
     events: list[str] = []
     settings = RunSettings(options.sw_batch_size, effective_roi(tuple(source.shape), tuple(options.roi_size)), device)
@@ -145,17 +148,32 @@ def denoise_volume(volume: Volume, model: LoadedModel | nn.Module, *, modality: 
     spread = mean[0, 1].numpy() if own else np.sqrt(var[0, 0].numpy())  # normalised units either way
     calibration = std_calibration_for(card, options.tta, options.uncertainty_source, options.mc_dropout)
     raw_std = (spread * norm.scale).astype(np.float32)
-    std = (np.hypot(spread * calibration.scale, calibration.floor) * norm.scale).astype(np.float32)
     sigma = residual_noise_sigma(source, denoised)
+    floor = calibration.floor * sigma  # the floor is stored as a fraction of the volume's estimated noise std
+    std = np.hypot(raw_std * calibration.scale, floor).astype(np.float32)
     labels = uncertainty_labels(regional_std(raw_std), sigma, options.thresholds)  # thresholds are set on the raw spread
     plan = plan_windows(tuple(source.shape), used.roi_size, options.overlap, options.tta * max(1, options.mc_dropout))
     report = _report(options, card, norm, used, plan.patches, events, sigma, started)
-    report.update(std_scale=calibration.scale, std_floor=calibration.floor * norm.scale,  # floor in the image's units
-                  std_meaning=calibration.meaning)
+    if route:
+        report["route"] = route
+    report.update(std_scale=calibration.scale, std_floor=floor, std_meaning=calibration.meaning)  # floor: image units
     logger.info("denoised %s on %s in %.1f s (%d patches x %d views); std: %s", source.shape, used.device,
                 report["seconds"], plan.patches, plan.samples_per_patch, calibration.meaning)
     return DenoiseResult(_derived(volume, denoised, "denoised"), _derived(volume, std, "uncertainty std", "float32"),
                          _derived(volume, labels, "uncertainty labels", "uint8"), sigma, report)
+
+
+def _resolve_route(network: nn.Module, card: dict, normalised: np.ndarray) -> tuple[nn.Module, dict, dict]:
+    """(network, card, route record) of the member a routed model picks for this volume; others pass through."""
+    if not isinstance(network, RoutedNetwork):
+        return network, card, {}
+    estimate = conditioning_noise_sigma(normalised)
+    index = network.choose(estimate)
+    member = network.cards[index]
+    route = {"router": card.get("name"), "member": member.get("name"), "index": index,
+             "noise_estimate": estimate, "up_to": network.up_to}
+    logger.info("routed model %s: noise estimate %.4g -> member %s", card.get("name"), estimate, member.get("name"))
+    return network.members[index], member, route
 
 
 def _derived(volume: Volume, array: np.ndarray, what: str, source_dtype: str | None = None) -> Volume:

@@ -15,8 +15,10 @@ Part of a model's error does not show in the spread at all: texture and native n
 reference that every flip removes alike. With an error floor (the default of ``meddenoise
 calibrate``) the shown std is ``sqrt((s * spread)^2 + f^2)``: the ratio ``f / s`` is the one
 that maximises the Gaussian likelihood of the calibration errors, then both are scaled together
-to reach the target coverage. ``f`` is stored in normalised intensity units (the model's input
-normalisation), so it follows the scan's intensity scale.
+to reach the target coverage. ``f`` is stored as a fraction of the volume's estimated noise std σ̂
+(what the denoiser removed, the report's ``noise_sigma``): the error no flip shows (texture and
+noise of the image itself) grows with the noise and follows the scan's intensity scale, which the
+input normalisation's range does not (it depends on what the field of view holds).
 
 Scaling, with or without the floor, leaves the ranking (Spearman correlation of std with error)
 unchanged.
@@ -113,10 +115,10 @@ def fit_std_floor(error: np.ndarray, std: np.ndarray, *, target: float = 0.9,
 
 
 class StdCalibration(NamedTuple):
-    """How the pipeline turns the raw spread into the shown std: ``sqrt((scale * spread)^2 + floor^2)``."""
+    """How the pipeline turns the raw spread into the shown std: ``sqrt((scale * spread)^2 + (floor * σ̂)^2)``."""
 
     scale: float
-    floor: float  # normalised intensity units
+    floor: float  # a fraction of the volume's estimated noise std
     meaning: str
 
 
@@ -135,7 +137,7 @@ def std_calibration_for(card: dict[str, Any], tta: int, source: str = "tta", mc_
     if value is None:
         return StdCalibration(1.0, 0.0, f"raw {source} spread (no calibration recorded for TTA {tta})")
     floor = float(((record.get("floors") or {}).get(source) or {}).get(str(int(tta)), 0.0))
-    shown = f"{source} spread x {float(value):.3g}" + (f" with floor {floor:.3g}" if floor > 0 else "")
+    shown = f"{source} spread x {float(value):.3g}" + (f" with floor {floor:.3g} x noise std" if floor > 0 else "")
     return StdCalibration(float(value), floor, f"{shown}, fitted for {record.get('target', 0.9):.0%} coverage of "
                                                "|error| <= 2 std on the model's training images")
 
@@ -153,5 +155,5 @@ def summarise(scales: dict[str, dict[str, float]], *, target: float, data: Seque
     if floors is not None:
         entry["method"] = "sigma scaling (Laves et al., MIDL 2020) with an error floor (Gaussian likelihood)"
         entry["floors"] = floors
-        entry["floor_units"] = "normalised intensity (times the input normalisation's scale)"
+        entry["floor_units"] = "fraction of the volume's estimated noise std (the report's noise_sigma)"
     return entry

@@ -90,7 +90,8 @@ def test_card_lookup_per_source_and_tta():
     assert std_calibration_for({}, 8)[:2] == (1.0, 0.0)
     floored = {CARD_KEY: {"scales": {"tta": {"8": 1.3}}, "floors": {"tta": {"8": 0.02}}, "target": 0.9}}
     calibration = std_calibration_for(floored, 8)
-    assert (calibration.scale, calibration.floor) == (1.3, 0.02) and "with floor 0.02" in calibration.meaning
+    assert (calibration.scale, calibration.floor) == (1.3, 0.02)
+    assert "with floor 0.02 x noise std" in calibration.meaning
     assert std_calibration_for(floored, 8, mc_dropout=2)[:2] == (1.0, 0.0)
 
 
@@ -121,7 +122,8 @@ def test_calibrate_writes_the_card_and_the_pipeline_applies_it(tmp_path):
     loaded = load_model(model_dir)
     calibrated = denoise_volume(noisy, loaded, modality="mr", options=InferenceOptions(tta=8, device="cpu"))
     raw = denoise_volume(noisy, loaded.network, modality="mr", options=InferenceOptions(tta=8, device="cpu"))
-    unit = raw.report["normalization"]["scale"]
+    unit = raw.noise_sigma  # the floor is a fraction of the volume's estimated noise std
+    assert calibrated.noise_sigma == pytest.approx(unit) and unit > 0
     assert calibrated.report["std_scale"] == pytest.approx(scale)
     assert calibrated.report["std_floor"] == pytest.approx(floor * unit)
     expected = np.hypot(scale * raw.uncertainty.array, floor * unit)
@@ -162,3 +164,16 @@ def test_cli_fits_the_floor_unless_told_not_to(tmp_path, flags, has_floor):
                  "--crop", "6", "32", "32", *flags])
     assert code == 0
     assert ("floors" in json.loads((model_dir / "card.json").read_text())[CARD_KEY]) == has_floor
+
+
+def test_floored_std_follows_the_intensity_scale_of_the_scan(tmp_path):
+    _, noisy, model_dir = _calibration_case(tmp_path)
+    card = json.loads((model_dir / "card.json").read_text())
+    card[CARD_KEY] = {"scales": {"tta": {"2": 1.5}}, "floors": {"tta": {"2": 0.4}}, "target": 0.9}
+    (model_dir / "card.json").write_text(json.dumps(card))
+    loaded, options = load_model(model_dir), InferenceOptions(tta=2, device="cpu")
+    plain = denoise_volume(noisy, loaded, modality="mr", options=options)
+    scaled = denoise_volume(Volume(noisy.array * 10.0), loaded, modality="mr", options=options)
+    assert plain.report["std_floor"] == pytest.approx(0.4 * plain.noise_sigma)
+    np.testing.assert_allclose(scaled.uncertainty.array, 10.0 * plain.uncertainty.array, rtol=1e-3, atol=1e-3)
+    assert plain.uncertainty.array.min() >= 0.4 * plain.noise_sigma * (1 - 1e-6)

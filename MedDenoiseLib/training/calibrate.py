@@ -2,8 +2,8 @@
 
 The model denoises foreground crops of its training images, noised afresh at fixed levels
 with a seeded generator; the error to the clean image and the raw spread (both in the model's
-normalised units, with any calibration already in the card left out) give one scale, and with
-``floor`` one error floor, per TTA count (and per uncertainty source the model offers). The card
+units of the volume's estimated noise std, with any calibration already in the card left out) give one scale,
+and with ``floor`` one error floor, per TTA count (and per uncertainty source the model offers). The card
 is rewritten atomically; the weights and their sha256 are untouched.
 """
 
@@ -23,6 +23,7 @@ from ..evaluation.cases import foreground_crop, training_files
 from ..io import as_float, read_region
 from ..model_files import CARD_NAME, read_card
 from ..models.card import LoadedModel, load_model
+from ..models.routing import single_network
 from ..noise import simulate_noise
 from ..pipeline import InferenceOptions, denoise_volume
 from ..uncertainty_calibration import CARD_KEY, coverage, fit_std_floor, fit_std_scale, summarise
@@ -30,10 +31,11 @@ from ..volume import Volume
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["calibrate_model"]
+__all__ = ["calibrate_model", "crop_cases"]
 
 
-def _cases(data: Sequence[str], crop: tuple[int, int, int]) -> list[tuple[str, np.ndarray, object]]:
+def crop_cases(data: Sequence[str], crop: tuple[int, int, int]) -> list[tuple[str, np.ndarray, object]]:
+    """``(entry, clean foreground crop, geometry)`` per training image (region entries allowed)."""
     cases = []
     for entry in data:
         volume = read_region(entry)
@@ -59,8 +61,9 @@ def calibrate_model(model_dir: str | Path, *, levels: Sequence[float], data: Seq
         raise ConfigError(rule_message("calibration data / levels", "must be non-empty", (data, list(levels)),
                                        "Pass --data (training images with a clean reference) and --levels."))
     loaded = load_model(directory, device="cpu")
+    single_network(loaded.network, loaded.name, "model")
     raw_model = dataclasses.replace(loaded, card={k: v for k, v in loaded.card.items() if k != CARD_KEY})
-    errors, stds = _errors_and_spreads(raw_model, modality, _cases(data, crop), levels, tta_counts, seed, device,
+    errors, stds = _errors_and_spreads(raw_model, modality, crop_cases(data, crop), levels, tta_counts, seed, device,
                                        progress)
     scales: dict[str, dict[str, float]] = {}
     floors: dict[str, dict[str, float]] = {}
@@ -83,7 +86,7 @@ def calibrate_model(model_dir: str | Path, *, levels: Sequence[float], data: Seq
 
 def _errors_and_spreads(model: LoadedModel, modality: str, cases, levels, tta_counts, seed: int, device: str,
                         progress) -> tuple[dict, dict]:
-    """Foreground errors and raw spreads per (source, TTA count), in the model's normalised units."""
+    """Foreground errors and raw spreads per (source, TTA count), each run divided by its estimated noise std."""
     errors: dict[tuple[str, int], list[np.ndarray]] = {}
     stds: dict[tuple[str, int], list[np.ndarray]] = {}
     generator = torch.Generator().manual_seed(int(seed))
@@ -97,7 +100,7 @@ def _errors_and_spreads(model: LoadedModel, modality: str, cases, levels, tta_co
                                                uncertainty_source=source)
                     result = denoise_volume(Volume(noisy.astype(np.float32), geometry), model, modality=modality,
                                             options=options)
-                    unit = float(result.report["normalization"]["scale"])
+                    unit = max(float(result.noise_sigma), 1e-12)  # the floor's unit: the estimated noise std
                     errors.setdefault((source, tta), []).append((result.denoised.array - clean)[mask] / unit)
                     stds.setdefault((source, tta), []).append(result.uncertainty.array[mask] / unit)
             if progress is not None:
