@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 from pathlib import Path
 
@@ -21,6 +22,8 @@ MODELS_ENV = "MEDDENOISE_MODELS"
 CARD_NAME = "card.json"
 WEIGHTS_NAME = "model.safetensors"
 INDEX_NAME = "index.json"
+ROUTES_KEY = "routes"
+ROUTE_ESTIMATE = "conditioning_noise_sigma"
 
 
 def models_root() -> Path:
@@ -121,3 +124,54 @@ def find_model_card(model: str | None, modality: str | None) -> tuple[dict, Path
 def has_own_uncertainty(card: dict) -> bool:
     """True when the card's model outputs its own per-voxel uncertainty (recorded by ``save_model``)."""
     return bool(card.get("own_uncertainty", False))
+
+
+def is_routed(card: dict) -> bool:
+    """Whether a card describes a model routed by noise level (members in subfolders, no weights of its own)."""
+    return ROUTES_KEY in card
+
+
+def route_members(card: dict) -> list[dict]:
+    """A routed card's members, checked: known estimate, a path each, finite ``up_to`` increasing on all but the
+    last member, which has none."""
+    routes = card.get(ROUTES_KEY)
+    members = routes.get("members") if isinstance(routes, dict) else None
+    fix = ('Write "routes": {"estimate": "conditioning_noise_sigma", "members": [{"path": "light", "up_to": 0.04}, '
+           '{"path": "heavy"}]}.')
+    if not isinstance(members, list) or len(members) < 2 or routes.get("estimate") != ROUTE_ESTIMATE:
+        raise WeightsError(rule_message("card routes", f"must name the estimate {ROUTE_ESTIMATE!r} and >= 2 members",
+                                        routes, fix))
+    bounds = [m.get("up_to") if isinstance(m, dict) else None for m in members]
+    numeric = all(isinstance(b, (int, float)) and not isinstance(b, bool) and math.isfinite(b) for b in bounds[:-1])
+    if any(not isinstance(m, dict) or not m.get("path") for m in members) or bounds[-1] is not None \
+            or not numeric or any(a >= b for a, b in zip(bounds[:-2], bounds[1:-1])):
+        raise WeightsError(rule_message("card routes members", "need a path each and finite, increasing up_to on all "
+                                        "but the last member", members, fix))
+    return members
+
+
+def member_directories(card: dict, directory: Path) -> list[Path]:
+    """The member folders of a routed card, each required to lie inside ``directory``."""
+    folders = []
+    for member in route_members(card):
+        path = (Path(directory) / str(member["path"])).resolve()
+        if Path(directory).resolve() not in path.parents:
+            raise WeightsError(rule_message("card routes member path", "must be a folder inside the model directory",
+                                            member["path"], "Put each member in a subfolder, e.g. light/."))
+        folders.append(path)
+    return folders
+
+
+def verified_model(card: dict, directory: Path) -> list[Path]:
+    """The weights files a model needs, each checked against its card's sha256: one for an ordinary model, one per
+    member for a routed one (whose members must themselves be ordinary models)."""
+    if not is_routed(card):
+        return [verified_weights(card, directory)]
+    weights = []
+    for folder in member_directories(card, directory):
+        member, _ = read_card(folder)
+        if is_routed(member):
+            raise WeightsError(rule_message("routed model member", "must be an ordinary model, not routed itself",
+                                            str(folder), "Route between ordinary model directories only."))
+        weights.append(verified_weights(member, folder))
+    return weights

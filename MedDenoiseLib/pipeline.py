@@ -150,6 +150,8 @@ def denoise_volume(volume: Volume, model: LoadedModel | nn.Module, *, modality: 
     raw_std = (spread * norm.scale).astype(np.float32)
     sigma = residual_noise_sigma(source, denoised)
     floor = calibration.floor * sigma  # the floor is stored as a fraction of the volume's estimated noise std
+    if calibration.floor > 0 and not sigma > 0:
+        logger.warning("no noise estimate (nothing was removed): the std has no error floor on this volume")
     std = np.hypot(raw_std * calibration.scale, floor).astype(np.float32)
     labels = uncertainty_labels(regional_std(raw_std), sigma, options.thresholds)  # thresholds are set on the raw spread
     plan = plan_windows(tuple(source.shape), used.roi_size, options.overlap, options.tta * max(1, options.mc_dropout))

@@ -36,10 +36,11 @@ from .errors import ConfigError, rule_message
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["CARD_KEY", "COVERAGE_FACTOR", "StdCalibration", "fit_std_scale", "fit_std_floor", "std_calibration_for",
+__all__ = ["CARD_KEY", "COVERAGE_FACTOR", "FLOOR_UNITS", "StdCalibration", "fit_std_scale", "fit_std_floor", "std_calibration_for",
            "coverage"]
 
 CARD_KEY = "uncertainty_calibration"
+FLOOR_UNITS = "fraction of the volume's estimated noise std (the report's noise_sigma)"
 COVERAGE_FACTOR = 2.0
 """The shown interval is +/- this many stds (the Slicer labels and the fidelity report use 2)."""
 
@@ -85,8 +86,8 @@ def fit_std_floor(error: np.ndarray, std: np.ndarray, *, target: float = 0.9,
     likelihood of ``error``, then ``s`` and ``f`` share one factor so that ``target`` of the voxels are covered.
 
     For fixed ``r = f / s`` the likelihood's best ``s^2`` is ``mean(error^2 / (std^2 + r^2))``, so only ``r`` is
-    searched (bounded, on a log scale). Errors that the spread explains give ``f`` near 0; a spread of 0
-    everywhere gives a pure floor.
+    searched (a coarse log grid, then a bounded refinement around its best point). Errors that the spread
+    explains give ``f`` near 0; a spread of 0 everywhere gives a pure floor.
 
     >>> s, f = fit_std_floor(np.array([1.0, -1.0, 1.0, -1.0]), np.zeros(4), target=0.75)
     >>> round(f, 6)
@@ -106,10 +107,12 @@ def fit_std_floor(error: np.ndarray, std: np.ndarray, *, target: float = 0.9,
         scale2 = np.mean(squared_error / spread2)
         return float(np.mean(np.log(scale2 * spread2)))
 
-    bound = np.log(scale_of_error)
-    best = minimize_scalar(negative_log_likelihood, bounds=(bound - 12.0, bound + 6.0), method="bounded",
-                           options={"xatol": 1e-4})
-    ratio = float(np.exp(best.x))
+    grid = np.log(scale_of_error) + np.linspace(-12.0, 6.0, 73)  # coarse log grid, then refine around its best
+    costs = [negative_log_likelihood(v) for v in grid]
+    k = int(np.argmin(costs))
+    best = minimize_scalar(negative_log_likelihood, bounds=(grid[max(k - 1, 0)], grid[min(k + 1, grid.size - 1)]),
+                           method="bounded", options={"xatol": 1e-4})
+    ratio = float(np.exp(best.x if best.fun <= costs[k] else grid[k]))
     scale = fit_std_scale(error, np.sqrt(std ** 2 + ratio ** 2), target=target, factor=factor)
     return scale, scale * ratio
 
@@ -137,6 +140,9 @@ def std_calibration_for(card: dict[str, Any], tta: int, source: str = "tta", mc_
     if value is None:
         return StdCalibration(1.0, 0.0, f"raw {source} spread (no calibration recorded for TTA {tta})")
     floor = float(((record.get("floors") or {}).get(source) or {}).get(str(int(tta)), 0.0))
+    if "floors" in record and record.get("floor_units") != FLOOR_UNITS:
+        raise ConfigError(rule_message("card uncertainty_calibration floor_units", f"must be {FLOOR_UNITS!r}",
+                                       record.get("floor_units"), "Re-run meddenoise calibrate on this model."))
     shown = f"{source} spread x {float(value):.3g}" + (f" with floor {floor:.3g} x noise std" if floor > 0 else "")
     return StdCalibration(float(value), floor, f"{shown}, fitted for {record.get('target', 0.9):.0%} coverage of "
                                                "|error| <= 2 std on the model's training images")
@@ -155,5 +161,5 @@ def summarise(scales: dict[str, dict[str, float]], *, target: float, data: Seque
     if floors is not None:
         entry["method"] = "sigma scaling (Laves et al., MIDL 2020) with an error floor (Gaussian likelihood)"
         entry["floors"] = floors
-        entry["floor_units"] = "fraction of the volume's estimated noise std (the report's noise_sigma)"
+        entry["floor_units"] = FLOOR_UNITS
     return entry

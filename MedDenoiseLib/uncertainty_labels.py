@@ -15,7 +15,8 @@ neighbourhood (sigma 2 voxels). The exported std map stays per voxel. The defaul
 Rician 5 %): there the regional std has median 0.22, 85th percentile 0.26 and 99th
 percentile 0.33 of the noise std, so about 80 % of voxels stay transparent. The labels are
 therefore computed on the *raw* spread; the exported std map is the calibrated one (the raw
-spread times the model card's fitted scale, :mod:`MedDenoiseLib.uncertainty_calibration`),
+spread times the model card's fitted scale, combined with an error floor where the card has one,
+:mod:`MedDenoiseLib.uncertainty_calibration`),
 since raw TTA spread under-states the error (on that demo |error| <= 2 raw std held for
 49 % of voxels).
 """

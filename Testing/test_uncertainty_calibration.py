@@ -13,7 +13,8 @@ from MedDenoiseLib.io import write_volume
 from MedDenoiseLib.models.card import load_model
 from MedDenoiseLib.pipeline import InferenceOptions, denoise_volume
 from MedDenoiseLib.testing import write_tiny_models_root
-from MedDenoiseLib.uncertainty_calibration import CARD_KEY, coverage, fit_std_floor, fit_std_scale, std_calibration_for
+from MedDenoiseLib.uncertainty_calibration import (CARD_KEY, FLOOR_UNITS, coverage, fit_std_floor, fit_std_scale,
+                                                  std_calibration_for)
 from MedDenoiseLib.volume import Volume
 
 
@@ -88,7 +89,8 @@ def test_card_lookup_per_source_and_tta():
     scale, floor, text = std_calibration_for(card, 4)
     assert (scale, floor) == (1.0, 0.0) and "no calibration" in text
     assert std_calibration_for({}, 8)[:2] == (1.0, 0.0)
-    floored = {CARD_KEY: {"scales": {"tta": {"8": 1.3}}, "floors": {"tta": {"8": 0.02}}, "target": 0.9}}
+    floored = {CARD_KEY: {"scales": {"tta": {"8": 1.3}}, "floors": {"tta": {"8": 0.02}}, "target": 0.9,
+                          "floor_units": FLOOR_UNITS}}
     calibration = std_calibration_for(floored, 8)
     assert (calibration.scale, calibration.floor) == (1.3, 0.02)
     assert "with floor 0.02 x noise std" in calibration.meaning
@@ -169,7 +171,8 @@ def test_cli_fits_the_floor_unless_told_not_to(tmp_path, flags, has_floor):
 def test_floored_std_follows_the_intensity_scale_of_the_scan(tmp_path):
     _, noisy, model_dir = _calibration_case(tmp_path)
     card = json.loads((model_dir / "card.json").read_text())
-    card[CARD_KEY] = {"scales": {"tta": {"2": 1.5}}, "floors": {"tta": {"2": 0.4}}, "target": 0.9}
+    card[CARD_KEY] = {"scales": {"tta": {"2": 1.5}}, "floors": {"tta": {"2": 0.4}}, "target": 0.9,
+                      "floor_units": FLOOR_UNITS}
     (model_dir / "card.json").write_text(json.dumps(card))
     loaded, options = load_model(model_dir), InferenceOptions(tta=2, device="cpu")
     plain = denoise_volume(noisy, loaded, modality="mr", options=options)
@@ -177,3 +180,10 @@ def test_floored_std_follows_the_intensity_scale_of_the_scan(tmp_path):
     assert plain.report["std_floor"] == pytest.approx(0.4 * plain.noise_sigma)
     np.testing.assert_allclose(scaled.uncertainty.array, 10.0 * plain.uncertainty.array, rtol=1e-3, atol=1e-3)
     assert plain.uncertainty.array.min() >= 0.4 * plain.noise_sigma * (1 - 1e-6)
+
+
+def test_floors_in_another_unit_are_refused_with_the_fix():
+    card = {CARD_KEY: {"scales": {"tta": {"8": 1.3}}, "floors": {"tta": {"8": 0.01}}, "target": 0.9,
+                       "floor_units": "normalised intensity (times the input normalisation's scale)"}}
+    with pytest.raises(ConfigError, match="floor_units.*meddenoise calibrate"):
+        std_calibration_for(card, 8)

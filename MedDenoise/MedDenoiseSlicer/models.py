@@ -34,7 +34,8 @@ class ModelInfo:
 
 
 def verify_model(path: str | Path) -> ModelInfo:
-    """Check a model directory (card present, weights present, sha256 equal to the card's).
+    """Check a model directory (card present, weights present, sha256 equal to the card's; for a model routed by
+    noise level, every member's).
 
     Raises
     ------
@@ -42,13 +43,20 @@ def verify_model(path: str | Path) -> ModelInfo:
         With the rule, the value found and the fix.
     """
     card, directory = read_card(path)
-    model_files.verified_weights(card, directory)
+    model_files.verified_model(card, directory)  # a routed model: every member's weights
     return _info(card, directory)
 
 
 def _info(card: dict, directory: Path) -> ModelInfo:
     return ModelInfo(name=directory.name, modality=str(card.get("modality", "")), path=directory,
                      title=str(card.get("name", directory.name)), description=str(card.get("description", "")))
+
+
+def _cards_that_run(card: dict, directory: Path) -> list[dict]:
+    """The card itself, or a routed model's member cards (any of which may run on a volume)."""
+    if not model_files.is_routed(card):
+        return [card]
+    return [model_files.read_card(folder)[0] for folder in model_files.member_directories(card, directory)]
 
 
 def shipped_models(modality: str | None = None) -> list[ModelInfo]:
@@ -78,7 +86,7 @@ def own_uncertainty_problem(model: str | None, modality: str | None) -> str | No
     checks again and reports it with its own message.
     """
     found = model_files.find_model_card(model, modality)
-    if found is None or model_files.has_own_uncertainty(found[0]):
+    if found is None or all(model_files.has_own_uncertainty(c) for c in _cards_that_run(*found)):
         return None
     card, directory = found
     architecture = (card.get("architecture") or {}).get("name", "unknown")

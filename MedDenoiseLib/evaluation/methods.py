@@ -18,7 +18,6 @@ import numpy as np
 
 from ..baselines import get_baseline
 from ..errors import ConfigError, rule_message
-from ..models.routing import RoutedNetwork
 from ..volume import Geometry, Volume
 from .cases import training_files
 
@@ -92,6 +91,8 @@ class ModelMethod:
     def card(self) -> dict:
         """The model's card; a routed model's also carries its members' cards (``member_cards``), so the
         leakage check sees every image any member was trained or calibrated on."""
+        from ..models.routing import RoutedNetwork
+
         network = self.loaded.network
         if isinstance(network, RoutedNetwork):
             return {**self.loaded.card, "member_cards": list(network.cards)}
@@ -105,15 +106,16 @@ class ModelMethod:
         started = time.perf_counter()
         result = denoise_volume(Volume(noisy, geometry=geometry), self.loaded, modality=self.modality, options=options)
         seconds = time.perf_counter() - started
-        info = {k: result.report.get(k) for k in ("device", "patches", "tta", "noise_sigma", "std_scale", "std_meaning",
-                                                  "route")}
+        info = {k: result.report.get(k) for k in ("device", "patches", "tta", "noise_sigma", "std_scale", "std_floor",
+                                                  "std_meaning", "route")}
         return MethodOutput(result.denoised.array.astype(np.float32), seconds, result.uncertainty.array, info)
 
     def describe(self) -> dict:
         card = self.loaded.card
         members = [{"model": c.get("name"), "sha256": c.get("sha256"), "trained_on": training_files(c),
                     "training": training_summary(c)} for c in self.card.get("member_cards", [])]
-        return {**({"members": members, "routes": card.get("routes")} if members else {}),"name": self.name, "kind": self.kind, "model": self.loaded.name, "path": str(self.loaded.path),
+        routed = {"members": members, "routes": card.get("routes")} if members else {}
+        return {**routed, "name": self.name, "kind": self.kind, "model": self.loaded.name, "path": str(self.loaded.path),
                 "sha256": card.get("sha256"), "architecture": card.get("architecture"), "tta": self.tta,
                 "uncertainty_source": self.uncertainty_source, "mc_dropout": self.mc_dropout,
                 "device": self.device, "trained_on": _training_config(card).get("data", {}).get("train"),

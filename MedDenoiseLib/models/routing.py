@@ -11,7 +11,8 @@ The pipeline estimates the volume's noise std once, on the normalised input
 models use), and denoises the whole volume with the first member whose ``up_to`` is at least that
 estimate (the last member has none). Per volume rather than per patch, so no seams; the member's own
 card supplies its uncertainty calibration, and the report says which member ran and why.
-The thresholds are fitted on the members' training images (``meddenoise route``), never on held-out data.
+The threshold is fitted on training images (by default the first member's; ``meddenoise route``), never on
+held-out data.
 """
 
 from __future__ import annotations
@@ -23,36 +24,13 @@ from typing import Any, Callable
 from torch import nn
 
 from ..errors import ConfigError, WeightsError, rule_message
+from ..model_files import ROUTE_ESTIMATE, ROUTES_KEY, is_routed, member_directories, route_members
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["ROUTES_KEY", "RoutedNetwork", "is_routed", "load_routed", "route_members", "single_network"]
 
-ROUTES_KEY = "routes"
-ESTIMATE = "conditioning_noise_sigma"
-
-
-def is_routed(card: dict[str, Any]) -> bool:
-    """Whether a card describes a routed model (no weights of its own)."""
-    return ROUTES_KEY in card
-
-
-def route_members(card: dict[str, Any]) -> list[dict[str, Any]]:
-    """The card's members, checked: known estimate, a path each, ``up_to`` increasing, the last without one."""
-    routes = card.get(ROUTES_KEY)
-    members = routes.get("members") if isinstance(routes, dict) else None
-    fix = 'Write "routes": {"estimate": "conditioning_noise_sigma", "members": [{"path": "light", "up_to": 0.04}, ' \
-          '{"path": "heavy"}]}.'
-    if not isinstance(members, list) or len(members) < 2 or routes.get("estimate") != ESTIMATE:
-        raise WeightsError(rule_message("card routes", f"must name the estimate {ESTIMATE!r} and >= 2 members",
-                                        routes, fix))
-    bounds = [m.get("up_to") if isinstance(m, dict) else None for m in members]
-    if any(not isinstance(m, dict) or not m.get("path") for m in members) or bounds[-1] is not None \
-            or any(not isinstance(b, (int, float)) for b in bounds[:-1]) \
-            or any(a >= b for a, b in zip(bounds[:-2], bounds[1:-1])):
-        raise WeightsError(rule_message("card routes members", "need a path each and increasing up_to on all but "
-                                        "the last member", members, fix))
-    return members
+ESTIMATE = ROUTE_ESTIMATE
 
 
 class RoutedNetwork(nn.Module):
@@ -81,21 +59,16 @@ class RoutedNetwork(nn.Module):
 
 def load_routed(card: dict[str, Any], directory: Path, load_member: Callable[[Path], Any]) -> RoutedNetwork:
     """Load every member with ``load_member`` (which checks its sha256) into a :class:`RoutedNetwork`."""
-    members = route_members(card)
-    loaded = []
-    for member in members:
-        path = (directory / str(member["path"])).resolve()
-        if directory.resolve() not in path.parents:
-            raise WeightsError(rule_message("card routes member path", "must be a folder inside the model directory",
-                                            member["path"], "Put each member in a subfolder, e.g. light/."))
-        loaded.append(load_member(path))
+    loaded = [load_member(folder) for folder in member_directories(card, directory)]
+    for model in loaded:
+        single_network(model.network, model.name, "routed model member")
     modalities = {m.card.get("modality") for m in loaded} | {card.get("modality")}
     if len(modalities) != 1:
         raise WeightsError(rule_message("routed members' modality", "must all be the router's", sorted(map(str,
                                         modalities)), "Route between models of one modality."))
     logger.info("loaded routed model %s: %s", card.get("name"), ", ".join(m.name for m in loaded))
     return RoutedNetwork([m.network for m in loaded], [m.card for m in loaded],
-                         [float(m["up_to"]) for m in members[:-1]])
+                         [float(m["up_to"]) for m in route_members(card)[:-1]])
 
 
 def single_network(network: nn.Module, name: str, parameter: str) -> nn.Module:

@@ -1,8 +1,8 @@
 """Fit a model's uncertainty calibration (see :mod:`MedDenoiseLib.uncertainty_calibration`) and store it in its card.
 
 The model denoises foreground crops of its training images, noised afresh at fixed levels
-with a seeded generator; the error to the clean image and the raw spread (both in the model's
-units of the volume's estimated noise std, with any calibration already in the card left out) give one scale,
+with a seeded generator; the error to the clean image and the raw spread (both divided by the
+run's estimated noise std, with any calibration already in the card left out) give one scale,
 and with ``floor`` one error floor, per TTA count (and per uncertainty source the model offers). The card
 is rewritten atomically; the weights and their sha256 are untouched.
 """
@@ -84,6 +84,15 @@ def calibrate_model(model_dir: str | Path, *, levels: Sequence[float], data: Seq
     return entry
 
 
+def _noise_unit(noise_sigma: float, entry: str, level: float) -> float:
+    """The run's estimated noise std, refused when it is not positive (nothing was removed to measure it)."""
+    if not noise_sigma > 0:
+        raise ConfigError(rule_message("estimated noise std of a calibration run", "must be > 0",
+                                       f"{noise_sigma} on {entry} at level {level}",
+                                       "Calibrate at noise levels that add visible noise, on images with content."))
+    return float(noise_sigma)
+
+
 def _errors_and_spreads(model: LoadedModel, modality: str, cases, levels, tta_counts, seed: int, device: str,
                         progress) -> tuple[dict, dict]:
     """Foreground errors and raw spreads per (source, TTA count), each run divided by its estimated noise std."""
@@ -100,7 +109,7 @@ def _errors_and_spreads(model: LoadedModel, modality: str, cases, levels, tta_co
                                                uncertainty_source=source)
                     result = denoise_volume(Volume(noisy.astype(np.float32), geometry), model, modality=modality,
                                             options=options)
-                    unit = max(float(result.noise_sigma), 1e-12)  # the floor's unit: the estimated noise std
+                    unit = _noise_unit(result.noise_sigma, entry, level)  # the floor's unit
                     errors.setdefault((source, tta), []).append((result.denoised.array - clean)[mask] / unit)
                     stds.setdefault((source, tta), []).append(result.uncertainty.array[mask] / unit)
             if progress is not None:

@@ -13,7 +13,7 @@ import json
 import logging
 import math
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -23,6 +23,7 @@ from ..evaluation.cases import training_files
 from ..inference.noise_level import conditioning_noise_sigma
 from ..model_files import CARD_NAME
 from ..models.card import load_model
+from ..model_files import member_directories
 from ..models.routing import ESTIMATE, ROUTES_KEY, single_network
 from ..noise import simulate_noise
 from ..normalization import fit_normalization
@@ -48,8 +49,9 @@ def best_threshold(estimates: Sequence[float], errors_below: Sequence[float], er
     low = np.log(np.asarray(errors_below, np.float64)[order])
     high = np.log(np.asarray(errors_above, np.float64)[order])
     candidates = np.concatenate([[x[0] - 1.0], (x[1:] + x[:-1]) / 2.0, [x[-1] + 1.0]])
-    costs = [low[: k].sum() + high[k:].sum() for k in range(len(x) + 1)]
-    return float(candidates[int(np.argmin(costs))])
+    cuts = [k for k in range(len(x) + 1) if k in (0, len(x)) or x[k - 1] < x[k]]  # equal estimates stay together
+    costs = [low[:k].sum() + high[k:].sum() for k in cuts]
+    return float(candidates[cuts[int(np.argmin(costs))]])
 
 
 def _points(members, modality: str, cases, levels: Sequence[float], seed: int) -> list[dict]:
@@ -74,14 +76,16 @@ def _points(members, modality: str, cases, levels: Sequence[float], seed: int) -
 
 
 def build_routed_model(out_dir: str | Path, *, members: Sequence[str], name: str, levels: Sequence[float],
-                       data: Sequence[str] | None = None, crop: tuple[int, int, int] = (8, 96, 96), seed: int = 0,
-                       progress: Callable[[str], None] | None = None) -> dict:
-    """Write ``out_dir/card.json`` routing between two member subfolders of ``out_dir``; returns the card."""
+                       data: Sequence[str] | None = None, crop: tuple[int, int, int] = (8, 96, 96),
+                       seed: int = 0) -> dict:
+    """Write ``out_dir/card.json`` routing between two member subfolders of ``out_dir`` (``data`` defaults to the
+    first member's training images); returns the card."""
     out_dir = Path(out_dir)
     if len(members) != 2:
         raise ConfigError(rule_message("members", "must name exactly two member folders (light noise first)",
                                        list(members), "Pass e.g. --members light heavy."))
-    loaded = [load_model(out_dir / member) for member in members]
+    probe = {ROUTES_KEY: {"estimate": ESTIMATE, "members": [{"path": members[0], "up_to": 0.0}, {"path": members[1]}]}}
+    loaded = [load_model(folder) for folder in member_directories(probe, out_dir)]  # refuses paths outside out_dir
     for model in loaded:
         single_network(model.network, model.name, "members")
     modality = loaded[0].card.get("modality")

@@ -17,6 +17,7 @@ from ..errors import CancelledError, rule_message
 from ..io import read_volume
 from ..model_files import sha256_of
 from ..models.resolve import resolve_model
+from ..models.routing import single_network
 from .config import TrainConfig
 from .export import export
 from .factories import create_n2v_config, default_patch, with_overrides
@@ -93,6 +94,7 @@ def adapt(scan: str | Path, model: str | Path, *, steps: int, out: str | Path, m
         ``out``.
     """
     loaded = resolve_model(model, modality or "mr")
+    single_network(loaded.network, loaded.name, "model")
     card = loaded.card
     modality = modality or card.get("modality", "mr")
     shape = read_volume(scan).array.shape

@@ -154,3 +154,48 @@ def test_evaluation_refuses_a_case_any_member_was_trained_on(tmp_path):
     with pytest.raises(ConfigError, match="training data"):
         check_leakage([case], {method.name: method.card}, exclude=False)
     assert method.describe()["members"][1]["trained_on"] == ["../shared/data/mr/brain.nii.gz"]
+
+
+def test_nonfinite_or_boolean_bounds_are_refused():
+    for bad in (float("nan"), float("inf"), True):
+        with pytest.raises(WeightsError, match="finite, increasing"):
+            route_members({"routes": {"estimate": "conditioning_noise_sigma",
+                                      "members": [{"path": "a", "up_to": bad}, {"path": "b"}]}})
+
+
+def test_a_routed_member_is_refused_and_slicer_verifies_every_member(tmp_path):
+    from MedDenoiseLib.model_files import read_card, verified_model
+
+    root = _routed(tmp_path / "routed")
+    card, directory = read_card(root)
+    assert [p.parent.name for p in verified_model(card, directory)] == ["light", "heavy"]
+    _routed(root / "heavy" / "inner")
+    (root / "heavy" / "card.json").write_text((root / "heavy" / "inner" / "card.json").read_text())
+    with pytest.raises(WeightsError, match="ordinary model"):
+        verified_model(card, directory)
+
+
+def test_adapting_a_routed_model_is_refused(tmp_path):
+    from MedDenoiseLib.training.self_supervised import adapt
+
+    root = _routed(tmp_path / "routed")
+    with pytest.raises(ConfigError, match="model.*single network"):
+        adapt(tmp_path / "scan.nrrd", model=str(root), modality="mr", steps=1, out=tmp_path / "adapted")
+
+
+def test_route_fit_estimate_is_the_one_the_pipeline_routes_on(tmp_path):
+    import torch
+
+    from MedDenoiseLib.io import write_volume
+    from MedDenoiseLib.noise import simulate_noise
+    from MedDenoiseLib.training.route_fit import build_routed_model
+
+    root = _routed(tmp_path / "routed")
+    noisy = _noisy(0.0)
+    write_volume(noisy, tmp_path / "clean.nrrd")
+    card = build_routed_model(root, members=["light", "heavy"], name="r", levels=[6.0],
+                              data=[str(tmp_path / "clean.nrrd")], crop=(4, 32, 32), seed=5)
+    again = simulate_noise("mr", torch.from_numpy(noisy.array), level=6.0, generator=torch.Generator().manual_seed(5))
+    result = denoise_volume(Volume(again.numpy()), load_model(root), modality="mr",
+                            options=InferenceOptions(tta=1, device="cpu"))
+    assert result.report["route"]["noise_estimate"] == pytest.approx(card["route_fit"]["points"][0]["noise_estimate"])
