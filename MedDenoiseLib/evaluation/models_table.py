@@ -144,8 +144,17 @@ def _model_row(card: dict, directory: Path, label: str) -> str:
     steps, seconds = training.get("steps"), training.get("wall_seconds")
     trained = f"{steps} steps, {fmt((seconds or math.nan) / 60, 0)} min on {training.get('device', '?')}"
     trained += f", starting from `{training['init']}`" if training.get("init") else ""
-    return (f"| {label} | {card.get('modality')} | {card.get('architecture')} | {card.get('parameters')} | "
+    return (f"| {label} | {card.get('modality')} | {_architecture_text(card.get('architecture'))} | "
+            f"{card.get('parameters')} | "
             f"{size:.2f} | {trained} | {_calibration_text(card)} |")
+
+
+def _architecture_text(architecture) -> str:
+    """``slab25d (context 1, depth 8, ...)`` from the card's architecture mapping (other values as they are)."""
+    if not isinstance(architecture, dict) or "name" not in architecture:
+        return str(architecture)
+    options = ", ".join(f"{key} {value}" for key, value in sorted(architecture.items()) if key != "name")
+    return f"{architecture['name']} ({options})" if options else str(architecture["name"])
 
 
 def _routed_rows(card: dict, directory: Path) -> list[str]:

@@ -133,3 +133,14 @@ def test_shipped_table_names_the_weights_a_model_started_from(tmp_path):
     (root / "mr_tiny" / "card.json").write_text(json.dumps(card), encoding="utf-8")
     page = models_markdown([_report()], command="cmd", root=root)
     assert "| 500 steps, 8 min on cpu, starting from `checkpoints/stage2` |" in page
+
+
+def test_shipped_table_spells_out_the_architecture(tmp_path):
+    from MedDenoiseLib.model_files import read_card
+
+    root = write_tiny_models_root(tmp_path / "m")
+    card, _ = read_card(root / "mr_tiny")
+    card["architecture"] = {"name": "slab25d", "features": 48, "depth": 8}
+    (root / "mr_tiny" / "card.json").write_text(json.dumps(card), encoding="utf-8")
+    page = models_markdown([_report()], command="cmd", root=root)
+    assert "| slab25d (depth 8, features 48) |" in page and "{'" not in page
