@@ -43,7 +43,7 @@ class MedDenoise(ScriptedLoadableModule):
         self.parent.dependencies = []
         self.parent.contributors = ["MedDenoise contributors"]
         self.parent.helpText = _(
-            "Denoise CT, MR, ultrasound and X-ray volumes with a 3D network, with test-time augmentation and an "
+            "Denoise CT, MR, ultrasound and X-ray volumes with 2.5D and 3D networks, with test-time augmentation and an "
             "uncertainty label map (low / medium / high). Runs in a separate process: the application stays "
             "responsive and Apply becomes Cancel. 'Adapt to this scan' fine-tunes the model on the input itself "
             "(Noise2Void) and selects the adapted model. From the Python console: "
