@@ -73,8 +73,11 @@ def _count_on(model: nn.Module, shape: tuple[int, ...], device: torch.device) ->
     replica = copy.deepcopy(model).to(device).eval()
     dtype = next(replica.parameters(), torch.zeros(())).dtype
     counter = FlopCounterMode(display=False, custom_mapping=_CUSTOM)
+    inputs = [torch.zeros(shape, dtype=dtype, device=device)]
+    if getattr(replica, "conditions_on_noise_level", False):  # the level map's cost is counted too
+        inputs.append(torch.full((shape[0],), 0.05, dtype=dtype, device=device))
     with torch.no_grad(), counter:
-        replica(torch.zeros(shape, dtype=dtype, device=device))
+        replica(*inputs)
     return int(counter.get_total_flops())
 
 

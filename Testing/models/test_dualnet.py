@@ -284,6 +284,23 @@ class TestComplexity:
         assert info["flops"] == expected and info["macs"] == expected // 2
         assert info["parameters"] == 2 * 27 + 2 + 4 * 3 + 3 and "multiply-accumulates" in info["convention"]
 
+    class _Conditioned(nn.Module):
+        conditions_on_noise_level = True
+
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv3d(2, 1, 1)
+
+        def forward(self, x, noise_level):
+            return self.conv(torch.cat([x, noise_level.reshape(-1, 1, 1, 1, 1).expand_as(x)], dim=1))
+
+    def test_noise_conditioned_model_is_counted_with_a_level(self):
+        # 64 voxels x 1 output x 2 input channels = 128 MACs
+        assert count_flops(self._Conditioned(), (1, 1, 4, 4, 4)) == 2 * 128
+        blind = model_complexity(build_model("slab25d", features=8, depth=3), (3, 16, 16))
+        conditioned = model_complexity(build_model("slab25d", features=8, depth=3, noise_map=True), (3, 16, 16))
+        assert conditioned["flops"] > blind["flops"] > 0
+
     def test_dualnet_counts_and_bad_shapes(self):
         edge = model_complexity(build_model("dualnet", edge=True), (8, 32, 32))
         plain = model_complexity(build_model("dualnet", edge=True, nonlocal_attention=False), (8, 32, 32))
