@@ -30,7 +30,8 @@ logger = logging.getLogger(__name__)
 
 CARD_VERSION = 1
 
-__all__ = ["CARD_NAME", "WEIGHTS_NAME", "LoadedModel", "load_model", "read_card", "save_model", "sha256_of"]
+__all__ = ["CARD_NAME", "WEIGHTS_NAME", "LoadedModel", "load_model", "read_card", "save_model", "sha256_of",
+           "write_card"]
 
 
 @dataclass
@@ -72,8 +73,15 @@ def save_model(model: nn.Module, directory: str | Path, card: dict[str, Any]) ->
     if full_card["architecture"] is None:
         raise WeightsError(rule_message("model.architecture_config", "must be set (build the model with build_model)",
                                         None, "Create the network with MedDenoiseLib.models.build_model(name, ...)."))
-    _atomic(directory / CARD_NAME, lambda tmp: tmp.write_text(json.dumps(full_card, indent=2, sort_keys=True), encoding="utf-8"))
+    write_card(directory, full_card)
     return directory
+
+
+def write_card(directory: str | Path, card: dict[str, Any]) -> Path:
+    """Write ``card`` as ``directory/card.json`` (sorted keys) by an atomic replace; returns the path."""
+    path = Path(directory) / CARD_NAME
+    _atomic(path, lambda tmp: tmp.write_text(json.dumps(card, indent=2, sort_keys=True), encoding="utf-8"))
+    return path
 
 
 def load_model(path: str | Path, *, device: str | torch.device = "cpu") -> LoadedModel:

@@ -24,13 +24,11 @@ from typing import Any, Callable
 from torch import nn
 
 from ..errors import ConfigError, WeightsError, rule_message
-from ..model_files import ROUTE_ESTIMATE, ROUTES_KEY, is_routed, member_directories, route_members
+from ..model_files import ROUTES_KEY, is_routed, member_directories, route_members
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["ROUTES_KEY", "RoutedNetwork", "is_routed", "load_routed", "route_members", "single_network"]
-
-ESTIMATE = ROUTE_ESTIMATE
 
 
 class RoutedNetwork(nn.Module):

@@ -10,7 +10,6 @@ is rewritten atomically; the weights and their sha256 are untouched.
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 from pathlib import Path
 from typing import Callable, Sequence
@@ -21,8 +20,8 @@ import torch
 from ..errors import ConfigError, rule_message
 from ..evaluation.cases import foreground_crop, training_files
 from ..io import as_float, read_region
-from ..model_files import CARD_NAME, read_card
-from ..models.card import LoadedModel, load_model
+from ..model_files import read_card
+from ..models.card import LoadedModel, load_model, write_card
 from ..models.routing import single_network
 from ..noise import simulate_noise
 from ..pipeline import InferenceOptions, denoise_volume
@@ -78,7 +77,7 @@ def calibrate_model(model_dir: str | Path, *, levels: Sequence[float], data: Seq
     entry = summarise(scales, target=target, data=data, levels=levels, seed=seed, coverage_before=before,
                       floors=floors if floor else None, crop=crop)
     card[CARD_KEY] = entry
-    _write_card(directory / CARD_NAME, card)
+    write_card(directory, card)
     logger.info("calibrated %s: scales %s, floors %s (coverage before %s)", card.get("name"), scales,
                 floors if floor else "none", before)
     return entry
@@ -115,9 +114,3 @@ def _errors_and_spreads(model: LoadedModel, modality: str, cases, levels, tta_co
             if progress is not None:
                 progress(f"{Path(entry).name} level {level}")
     return errors, stds
-
-
-def _write_card(path: Path, card: dict) -> None:
-    temporary = path.with_suffix(".json.tmp")
-    temporary.write_text(json.dumps(card, indent=2, sort_keys=True), encoding="utf-8")
-    temporary.replace(path)

@@ -9,7 +9,6 @@ between the neighbouring estimates; the card records every point, so the choice 
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 from pathlib import Path
@@ -21,10 +20,9 @@ import torch
 from ..errors import ConfigError, rule_message
 from ..evaluation.cases import training_files
 from ..inference.noise_level import conditioning_noise_sigma
-from ..model_files import CARD_NAME
-from ..models.card import load_model
-from ..model_files import member_directories
-from ..models.routing import ESTIMATE, ROUTES_KEY, single_network
+from ..model_files import ROUTE_ESTIMATE, ROUTES_KEY, member_directories
+from ..models.card import load_model, write_card
+from ..models.routing import single_network
 from ..noise import simulate_noise
 from ..normalization import fit_normalization
 from ..pipeline import InferenceOptions, denoise_volume
@@ -84,7 +82,7 @@ def build_routed_model(out_dir: str | Path, *, members: Sequence[str], name: str
     if len(members) != 2:
         raise ConfigError(rule_message("members", "must name exactly two member folders (light noise first)",
                                        list(members), "Pass e.g. --members light heavy."))
-    probe = {ROUTES_KEY: {"estimate": ESTIMATE, "members": [{"path": members[0], "up_to": 0.0}, {"path": members[1]}]}}
+    probe = {ROUTES_KEY: {"estimate": ROUTE_ESTIMATE, "members": [{"path": members[0], "up_to": 0.0}, {"path": members[1]}]}}
     loaded = [load_model(folder) for folder in member_directories(probe, out_dir)]  # refuses paths outside out_dir
     for model in loaded:
         single_network(model.network, model.name, "members")
@@ -104,13 +102,11 @@ def build_routed_model(out_dir: str | Path, *, members: Sequence[str], name: str
     card = {"name": name, "modality": modality, "card_version": 1,
             "architecture": {"name": "routed", "members": [model.card.get("architecture") for model in loaded]},
             "parameters": sum(int(model.card.get("parameters") or 0) for model in loaded),
-            ROUTES_KEY: {"estimate": ESTIMATE, "members": [{"path": members[0], "up_to": round(threshold, 6)},
+            ROUTES_KEY: {"estimate": ROUTE_ESTIMATE, "members": [{"path": members[0], "up_to": round(threshold, 6)},
                                                            {"path": members[1]}]},
             "route_fit": {"data": data, "levels": [float(v) for v in levels], "seed": int(seed), "crop": list(crop),
                           "criterion": "summed log mean squared error (normalised units), TTA 1",
                           "points": points}}
-    temporary = out_dir / (CARD_NAME + ".tmp")
-    temporary.write_text(json.dumps(card, indent=2, sort_keys=True), encoding="utf-8")
-    temporary.replace(out_dir / CARD_NAME)
+    write_card(out_dir, card)
     logger.info("routed model %s: %s up to noise estimate %.4g, %s above", name, members[0], threshold, members[1])
     return card
