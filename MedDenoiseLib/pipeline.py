@@ -26,7 +26,7 @@ from .inference.tta import flip_set
 from .models.card import LoadedModel
 from .models.routing import RoutedNetwork
 from .normalization import canonical_modality, fit_normalization
-from .uncertainty_calibration import std_calibration_for
+from .uncertainty_calibration import shown_std, std_calibration_for
 from .uncertainty_labels import DEFAULT_THRESHOLDS, check_thresholds, regional_std, uncertainty_labels
 from .volume import Volume
 
@@ -152,13 +152,14 @@ def denoise_volume(volume: Volume, model: LoadedModel | nn.Module, *, modality: 
     floor = calibration.floor * sigma  # the floor is stored as a fraction of the volume's estimated noise std
     if calibration.floor > 0 and not sigma > 0:
         logger.warning("no noise estimate (nothing was removed): the std has no error floor on this volume")
-    std = np.hypot(raw_std * calibration.scale, floor).astype(np.float32)
+    std = shown_std(raw_std, calibration, sigma, denoised)
     labels = uncertainty_labels(regional_std(raw_std), sigma, options.thresholds)  # thresholds are set on the raw spread
     plan = plan_windows(tuple(source.shape), used.roi_size, options.overlap, options.tta * max(1, options.mc_dropout))
     report = _report(options, card, norm, used, plan.patches, events, sigma, started)
     if route:
         report["route"] = route
-    report.update(std_scale=calibration.scale, std_floor=floor, std_meaning=calibration.meaning)  # floor: image units
+    report.update(std_scale=calibration.scale, std_floor=floor, std_edge=calibration.edge,  # floor: image units
+                  std_meaning=calibration.meaning)
     logger.info("denoised %s on %s in %.1f s (%d patches x %d views); std: %s", source.shape, used.device,
                 report["seconds"], plan.patches, plan.samples_per_patch, calibration.meaning)
     return DenoiseResult(_derived(volume, denoised, "denoised"), _derived(volume, std, "uncertainty std", "float32"),

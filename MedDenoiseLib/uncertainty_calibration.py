@@ -20,8 +20,15 @@ to reach the target coverage. ``f`` is stored as a fraction of the volume's esti
 noise of the image itself) grows with the noise and follows the scan's intensity scale, which the
 input normalisation's range does not (it depends on what the field of view holds).
 
-Scaling, with or without the floor, leaves the ranking (Spearman correlation of std with error)
-unchanged.
+Neither the spread nor the floor says *where* a smoothing model errs most: at edges, which it blurs,
+and more so the steeper they are. With an edge term (also the default) the shown std adds
+``(e * |∇ŷ|)^2`` under the root, ``|∇ŷ|`` being the in-plane gradient magnitude of the denoised image
+per voxel (:func:`edge_strength`), so ``e`` is a length in voxels: how far an edge seems to move. All
+ratios to ``s`` are fitted together by the same likelihood, so a term the errors do not support gets a
+weight near 0.
+
+Scaling alone leaves the ranking (Spearman correlation of std with error) unchanged; the floor
+flattens it and the edge term is what sharpens it again.
 """
 
 from __future__ import annotations
@@ -30,17 +37,20 @@ import logging
 from typing import Any, NamedTuple, Sequence
 
 import numpy as np
-from scipy.optimize import minimize_scalar
+from scipy import ndimage
+from scipy.optimize import minimize
 
 from .errors import ConfigError, rule_message
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["CARD_KEY", "COVERAGE_FACTOR", "FLOOR_UNITS", "StdCalibration", "fit_std_scale", "fit_std_floor", "std_calibration_for",
-           "coverage"]
+__all__ = ["CARD_KEY", "COVERAGE_FACTOR", "EDGE_UNITS", "FLOOR_UNITS", "StdCalibration", "coverage", "edge_strength",
+           "fit_std_floor", "fit_std_scale", "fit_std_terms", "shown_std", "std_calibration_for"]
 
 CARD_KEY = "uncertainty_calibration"
 FLOOR_UNITS = "fraction of the volume's estimated noise std (the report's noise_sigma)"
+EDGE_UNITS = "voxels (times the in-plane gradient magnitude of the denoised image per voxel)"
+_GRID_VOXELS = 100_000  # the coarse likelihood grid looks at most at this many voxels (an even stride)
 COVERAGE_FACTOR = 2.0
 """The shown interval is +/- this many stds (the Slicer labels and the fidelity report use 2)."""
 
@@ -82,55 +92,126 @@ def fit_std_scale(error: np.ndarray, std: np.ndarray, *, target: float = 0.9,
 
 def fit_std_floor(error: np.ndarray, std: np.ndarray, *, target: float = 0.9,
                   factor: float = COVERAGE_FACTOR) -> tuple[float, float]:
-    """``(s, f)`` for the shown std ``sqrt((s * std)^2 + f^2)``: the ratio ``f / s`` maximises the Gaussian
-    likelihood of ``error``, then ``s`` and ``f`` share one factor so that ``target`` of the voxels are covered.
+    """``(s, f)`` for the shown std ``sqrt((s * std)^2 + f^2)``: :func:`fit_std_terms` with a constant second term.
 
-    For fixed ``r = f / s`` the likelihood's best ``s^2`` is ``mean(error^2 / (std^2 + r^2))``, so only ``r`` is
-    searched (a coarse log grid, then a bounded refinement around its best point). Errors that the spread
-    explains give ``f`` near 0; a spread of 0 everywhere gives a pure floor.
+    Errors that the spread explains give ``f`` near 0; a spread of 0 everywhere gives a pure floor.
 
     >>> s, f = fit_std_floor(np.array([1.0, -1.0, 1.0, -1.0]), np.zeros(4), target=0.75)
     >>> round(f, 6)
     0.5
     """
-    error, std = np.abs(np.asarray(error, np.float64)).ravel(), np.asarray(std, np.float64).ravel()
-    _check_pair(error, std, target)
-    scale_of_error = float(np.sqrt(np.mean(error ** 2)))
-    if scale_of_error == 0.0:
-        return 1.0, 0.0
-    if not (std > 0).any():
-        return 1.0, fit_std_scale(error, np.ones_like(error), target=target, factor=factor)
-    squared_error = error ** 2
+    scale, floor = fit_std_terms(error, [std, np.ones(np.shape(std))], target=target, factor=factor)
+    return scale, floor
 
-    def negative_log_likelihood(log_ratio: float) -> float:
-        spread2 = std ** 2 + np.exp(2.0 * log_ratio)
-        scale2 = np.mean(squared_error / spread2)
-        return float(np.mean(np.log(scale2 * spread2)))
 
-    grid = np.log(scale_of_error) + np.linspace(-12.0, 6.0, 73)  # coarse log grid, then refine around its best
-    costs = [negative_log_likelihood(v) for v in grid]
-    k = int(np.argmin(costs))
-    best = minimize_scalar(negative_log_likelihood, bounds=(grid[max(k - 1, 0)], grid[min(k + 1, grid.size - 1)]),
-                           method="bounded", options={"xatol": 1e-4})
-    ratio = float(np.exp(best.x if best.fun <= costs[k] else grid[k]))
-    scale = fit_std_scale(error, np.sqrt(std ** 2 + ratio ** 2), target=target, factor=factor)
-    return scale, scale * ratio
+def fit_std_terms(error: np.ndarray, terms: Sequence[np.ndarray], *, target: float = 0.9,
+                  factor: float = COVERAGE_FACTOR) -> tuple[float, ...]:
+    """Weights ``w`` of the shown std ``sqrt(sum_i (w_i * terms[i])^2)``: the ratios ``w_i / w_0`` maximise the
+    Gaussian likelihood of ``error``, then all weights share one factor so that ``target`` of the voxels are covered.
+
+    For fixed ratios ``r`` the likelihood's best ``w_0^2`` is ``mean(error^2 / v)`` with
+    ``v = terms[0]^2 + sum_i r_i^2 terms[i]^2``, so only the ratios are searched: a coarse log grid, then a
+    Nelder-Mead refinement from its best point. A term that is 0 everywhere gets weight 0; when the first
+    one is, the rest are fitted without it and it gets weight 1 (it adds nothing).
+
+    >>> fit_std_terms(np.array([2.0, -2.0]), [np.zeros(2), np.ones(2)], target=0.5)
+    (1.0, 1.0)
+    """
+    error = np.abs(np.asarray(error, np.float64)).ravel()
+    arrays = [np.abs(np.asarray(term, np.float64)).ravel() for term in terms]
+    if not arrays:
+        raise ConfigError(rule_message("terms", "must hold at least one array", 0, "Pass the spread first."))
+    for array in arrays:
+        _check_pair(error, array, target)
+    if not np.any(error):
+        return (1.0,) + (0.0,) * (len(arrays) - 1)
+    if not arrays[0].any():
+        if len(arrays) == 1:
+            raise ConfigError(rule_message("std", "must be positive somewhere to be scaled", 0.0,
+                                           "Calibrate with TTA >= 2 or MC dropout."))
+        return (1.0,) + fit_std_terms(error, arrays[1:], target=target, factor=factor)
+    live = [i for i in range(1, len(arrays)) if arrays[i].any()]
+    ratios = np.zeros(len(arrays))
+    if live:
+        ratios[live] = np.exp(_best_log_ratios(error, arrays[0], [arrays[i] for i in live]))
+    spread = np.sqrt(sum((r * a) ** 2 for r, a in zip(ratios[1:], arrays[1:])) + arrays[0] ** 2)
+    scale = fit_std_scale(error, spread, target=target, factor=factor)
+    return (scale,) + tuple(float(scale * r) for r in ratios[1:])
+
+
+def _best_log_ratios(error: np.ndarray, anchor: np.ndarray, others: list[np.ndarray]) -> np.ndarray:
+    """Log ratios of ``others`` to ``anchor`` that maximise the profile Gaussian likelihood of ``error``."""
+    centres = np.array([np.log(np.sqrt(np.mean(error ** 2)) / np.sqrt(np.mean(o ** 2))) for o in others])
+
+    def negative_log_likelihood(log_ratios: np.ndarray, stride: int = 1) -> float:
+        variance = anchor[::stride] ** 2 + sum(np.exp(2.0 * v) * o[::stride] ** 2 for v, o in zip(log_ratios, others))
+        variance = np.maximum(variance, np.finfo(np.float64).tiny)
+        scale2 = np.mean(error[::stride] ** 2 / variance)
+        return float(np.log(scale2) + np.mean(np.log(variance)))
+
+    stride = max(1, error.size // _GRID_VOXELS)
+    axis = np.linspace(-12.0, 6.0, 73 if len(others) == 1 else 37)
+    grid = np.stack(np.meshgrid(*[axis] * len(others), indexing="ij"), -1).reshape(-1, len(others)) + centres
+    start = grid[int(np.argmin([negative_log_likelihood(point, stride) for point in grid]))]
+    refined = minimize(negative_log_likelihood, start, method="Nelder-Mead",
+                       options={"xatol": 1e-4, "fatol": 1e-10, "maxiter": 2000})
+    return refined.x if refined.fun <= negative_log_likelihood(start) else start
 
 
 class StdCalibration(NamedTuple):
-    """How the pipeline turns the raw spread into the shown std: ``sqrt((scale * spread)^2 + (floor * σ̂)^2)``."""
+    """How the pipeline turns the raw spread into the shown std (:func:`shown_std`)."""
 
     scale: float
     floor: float  # a fraction of the volume's estimated noise std
     meaning: str
+    edge: float = 0.0  # voxels, times the denoised image's in-plane gradient magnitude
+
+
+def edge_strength(image: np.ndarray) -> np.ndarray:
+    """In-plane gradient magnitude per voxel: Sobel derivatives over y and x (each normalised so that a ramp
+    rising by 1 per voxel gives 1), never mixing slices; float32 on the image's grid.
+
+    >>> ramp = np.tile(np.arange(5.0), (1, 4, 1))
+    >>> float(edge_strength(ramp)[0, 1, 2])
+    1.0
+    """
+    array = np.asarray(image, np.float32)
+    if array.ndim < 2:
+        raise ConfigError(rule_message("image", "must have at least 2 dimensions (y, x)", array.shape,
+                                       "Pass a slice or a volume."))
+    smooth, derive = np.array([1.0, 2.0, 1.0]) / 4.0, np.array([-1.0, 0.0, 1.0]) / 2.0
+    along_x = ndimage.correlate1d(ndimage.correlate1d(array, derive, axis=-1, mode="nearest"), smooth, axis=-2,
+                                  mode="nearest")
+    along_y = ndimage.correlate1d(ndimage.correlate1d(array, derive, axis=-2, mode="nearest"), smooth, axis=-1,
+                                  mode="nearest")
+    return np.hypot(along_x, along_y).astype(np.float32)
+
+
+def shown_std(raw_std: np.ndarray, calibration: StdCalibration, noise_sigma: float,
+              denoised: np.ndarray) -> np.ndarray:
+    """``sqrt((scale * raw)^2 + (floor * σ̂)^2 + (edge * |∇ denoised|)^2)`` as float32 (terms at 0 drop out)."""
+    squared = (np.asarray(raw_std, np.float64) * calibration.scale) ** 2 + (calibration.floor * noise_sigma) ** 2
+    if calibration.edge > 0:
+        squared = squared + (calibration.edge * edge_strength(denoised).astype(np.float64)) ** 2
+    return np.sqrt(squared).astype(np.float32)
+
+
+def _entry(record: dict, key: str, source: str, tta: int) -> float:
+    return float(((record.get(key) or {}).get(source) or {}).get(str(int(tta)), 0.0))
+
+
+def _check_units(record: dict, key: str, units_key: str, expected: str) -> None:
+    if key in record and record.get(units_key) != expected:
+        raise ConfigError(rule_message(f"card uncertainty_calibration {units_key}", f"must be {expected!r}",
+                                       record.get(units_key), "Re-run meddenoise calibrate on this model."))
 
 
 def std_calibration_for(card: dict[str, Any], tta: int, source: str = "tta", mc_dropout: int = 0) -> StdCalibration:
-    """The scale and floor the card records for ``tta`` flips and this uncertainty ``source``.
+    """The scale, floor and edge term the card records for ``tta`` flips and this uncertainty ``source``.
 
     Calibrations are fitted without Monte-Carlo dropout; runs with it, and models without a fitted
-    scale, get scale 1, floor 0 and a description saying the std is the raw spread. Cards from before
-    floors existed have none (floor 0).
+    scale, get scale 1, no floor or edge term and a description saying the std is the raw spread. Cards
+    from before floors (or edge terms) existed have none (0).
     """
     if mc_dropout > 0:
         return StdCalibration(1.0, 0.0, f"raw {source} spread over flips and {mc_dropout} MC-dropout samples "
@@ -139,27 +220,31 @@ def std_calibration_for(card: dict[str, Any], tta: int, source: str = "tta", mc_
     value = ((record.get("scales") or {}).get(source) or {}).get(str(int(tta)))
     if value is None:
         return StdCalibration(1.0, 0.0, f"raw {source} spread (no calibration recorded for TTA {tta})")
-    floor = float(((record.get("floors") or {}).get(source) or {}).get(str(int(tta)), 0.0))
-    if "floors" in record and record.get("floor_units") != FLOOR_UNITS:
-        raise ConfigError(rule_message("card uncertainty_calibration floor_units", f"must be {FLOOR_UNITS!r}",
-                                       record.get("floor_units"), "Re-run meddenoise calibrate on this model."))
-    shown = f"{source} spread x {float(value):.3g}" + (f" with floor {floor:.3g} x noise std" if floor > 0 else "")
+    _check_units(record, "floors", "floor_units", FLOOR_UNITS)
+    _check_units(record, "edges", "edge_units", EDGE_UNITS)
+    floor, edge = _entry(record, "floors", source, tta), _entry(record, "edges", source, tta)
+    shown = (f"{source} spread x {float(value):.3g}" + (f" with floor {floor:.3g} x noise std" if floor > 0 else "")
+             + (f" and edge term {edge:.3g} voxel x gradient" if edge > 0 else ""))
     return StdCalibration(float(value), floor, f"{shown}, fitted for {record.get('target', 0.9):.0%} coverage of "
-                                               "|error| <= 2 std on the model's training images")
+                                               "|error| <= 2 std on the model's training images", edge)
 
 
 def summarise(scales: dict[str, dict[str, float]], *, target: float, data: Sequence[str], levels: Sequence[float],
               seed: int, coverage_before: dict[str, float], floors: dict[str, dict[str, float]] | None = None,
-              crop: Sequence[int] | None = None) -> dict[str, Any]:
-    """The JSON-ready ``uncertainty_calibration`` card entry (``floors`` only when fitted)."""
-    entry: dict[str, Any] = {"method": "sigma scaling (Laves et al., MIDL 2020)", "target": target,
-                             "factor": COVERAGE_FACTOR, "scales": scales, "data": list(data),
+              crop: Sequence[int] | None = None, edges: dict[str, dict[str, float]] | None = None) -> dict[str, Any]:
+    """The JSON-ready ``uncertainty_calibration`` card entry (``floors`` / ``edges`` only when fitted)."""
+    terms = [name for name, fitted in (("an error floor", floors), ("an edge term", edges)) if fitted is not None]
+    method = "sigma scaling (Laves et al., MIDL 2020)"
+    entry: dict[str, Any] = {"method": method + (f" with {' and '.join(terms)} (Gaussian likelihood)" if terms else ""),
+                             "target": target, "factor": COVERAGE_FACTOR, "scales": scales, "data": list(data),
                              "levels": [float(v) for v in levels], "seed": int(seed),
                              "coverage_before": coverage_before}
     if crop is not None:
         entry["crop"] = [int(v) for v in crop]
     if floors is not None:
-        entry["method"] = "sigma scaling (Laves et al., MIDL 2020) with an error floor (Gaussian likelihood)"
         entry["floors"] = floors
         entry["floor_units"] = FLOOR_UNITS
+    if edges is not None:
+        entry["edges"] = edges
+        entry["edge_units"] = EDGE_UNITS
     return entry

@@ -1,5 +1,5 @@
-"""Sigma scaling of the shown std, with and without an error floor: hand-computed fits, card lookup, and the fitted
-calibration applied by the pipeline."""
+"""Sigma scaling of the shown std, with and without an error floor and an edge term: hand-computed fits, card
+lookup, and the fitted calibration applied by the pipeline."""
 
 from __future__ import annotations
 
@@ -13,8 +13,9 @@ from MedDenoiseLib.io import write_volume
 from MedDenoiseLib.models.card import load_model
 from MedDenoiseLib.pipeline import InferenceOptions, denoise_volume
 from MedDenoiseLib.testing import write_tiny_models_root
-from MedDenoiseLib.uncertainty_calibration import (CARD_KEY, FLOOR_UNITS, coverage, fit_std_floor, fit_std_scale,
-                                                  std_calibration_for)
+from MedDenoiseLib.uncertainty_calibration import (CARD_KEY, EDGE_UNITS, FLOOR_UNITS, StdCalibration, coverage,
+                                                  edge_strength, fit_std_floor, fit_std_scale, fit_std_terms,
+                                                  shown_std, std_calibration_for)
 from MedDenoiseLib.volume import Volume
 
 
@@ -86,8 +87,8 @@ def test_floor_fit_edge_cases_are_hand_computed():
 def test_card_lookup_per_source_and_tta():
     card = {CARD_KEY: {"scales": {"tta": {"8": 3.5}}, "target": 0.9}}
     assert std_calibration_for(card, 8)[:2] == (3.5, 0.0)
-    scale, floor, text = std_calibration_for(card, 4)
-    assert (scale, floor) == (1.0, 0.0) and "no calibration" in text
+    missing = std_calibration_for(card, 4)
+    assert (missing.scale, missing.floor, missing.edge) == (1.0, 0.0, 0.0) and "no calibration" in missing.meaning
     assert std_calibration_for({}, 8)[:2] == (1.0, 0.0)
     floored = {CARD_KEY: {"scales": {"tta": {"8": 1.3}}, "floors": {"tta": {"8": 0.02}}, "target": 0.9,
                           "floor_units": FLOOR_UNITS}}
@@ -95,6 +96,75 @@ def test_card_lookup_per_source_and_tta():
     assert (calibration.scale, calibration.floor) == (1.3, 0.02)
     assert "with floor 0.02 x noise std" in calibration.meaning
     assert std_calibration_for(floored, 8, mc_dropout=2)[:2] == (1.0, 0.0)
+    assert calibration.edge == 0.0 and "edge" not in calibration.meaning  # cards from before edge terms
+    edged = {CARD_KEY: {**floored[CARD_KEY], "edges": {"tta": {"8": 0.35}}, "edge_units": EDGE_UNITS}}
+    calibration = std_calibration_for(edged, 8)
+    assert (calibration.scale, calibration.floor, calibration.edge) == (1.3, 0.02, 0.35)
+    assert "and edge term 0.35 voxel x gradient" in calibration.meaning
+    assert std_calibration_for(edged, 8, mc_dropout=2).edge == 0.0
+
+
+def test_edge_terms_in_another_unit_are_refused_with_the_fix():
+    card = {CARD_KEY: {"scales": {"tta": {"8": 1.3}}, "edges": {"tta": {"8": 0.3}}, "edge_units": "mm"}}
+    with pytest.raises(ConfigError, match="edge_units.*meddenoise calibrate"):
+        std_calibration_for(card, 8)
+
+
+def test_edge_strength_is_the_in_plane_slope_per_voxel():
+    zz, yy, xx = np.mgrid[0:3, 0:6, 0:7].astype(np.float32)
+    assert np.allclose(edge_strength(3.0 * xx)[:, :, 1:-1], 3.0)  # slope 3 along x; the border is one-sided
+    assert np.allclose(edge_strength(4.0 * yy)[:, 1:-1, :], 4.0)
+    assert np.allclose(edge_strength(3.0 * xx + 4.0 * yy)[:, 1:-1, 1:-1], 5.0)  # |(3, 4)|
+    np.testing.assert_array_equal(edge_strength(10.0 * zz), 0.0)  # never across slices
+    step = (xx >= 3).astype(np.float32)  # a unit step between x = 2 and 3: central differences give 1/2 on both
+    np.testing.assert_allclose(edge_strength(step)[1, 2], [0, 0, 0.5, 0.5, 0, 0, 0])
+    assert edge_strength(np.ones((4, 5))).shape == (4, 5) and edge_strength(xx).dtype == np.float32
+    with pytest.raises(ConfigError, match="image"):
+        edge_strength(np.arange(4.0))
+
+
+def test_shown_std_adds_the_terms_in_quadrature():
+    raw, denoised = np.full((1, 3, 5), 2.0), np.tile(np.arange(5.0) * 4.0, (1, 3, 1))  # gradient 4 inside
+    calibration = StdCalibration(scale=1.5, floor=0.5, meaning="", edge=0.25)
+    std = shown_std(raw, calibration, noise_sigma=2.0, denoised=denoised)
+    assert std.dtype == np.float32
+    np.testing.assert_allclose(std[0, 1, 1:-1], np.sqrt(3.0 ** 2 + 1.0 ** 2 + 1.0 ** 2), rtol=1e-6)
+    without_edge = shown_std(raw, calibration._replace(edge=0.0), noise_sigma=2.0, denoised=denoised)
+    np.testing.assert_allclose(without_edge, np.hypot(3.0, 1.0), rtol=1e-6)
+
+
+def _term_data(weights: tuple[float, float, float], n: int = 200_000, seed: int = 0):
+    """Errors drawn as N(0, (w0 * spread)^2 + w1^2 + (w2 * gradient)^2), spread and gradient independent."""
+    rng = np.random.default_rng(seed)
+    spread, gradient = rng.uniform(0.0, 1.0, n), rng.exponential(1.0, n)
+    std = np.sqrt((weights[0] * spread) ** 2 + weights[1] ** 2 + (weights[2] * gradient) ** 2)
+    return rng.normal(size=n) * std, spread, gradient
+
+
+def test_term_fit_recovers_all_ratios_and_reaches_the_target():
+    error, spread, gradient = _term_data((2.0, 0.5, 0.8))
+    scale, floor, edge = fit_std_terms(error, [spread, np.ones_like(spread), gradient], target=0.9)
+    assert floor / scale == pytest.approx(0.25, rel=0.05) and edge / scale == pytest.approx(0.4, rel=0.05)
+    shown = np.sqrt((scale * spread) ** 2 + floor ** 2 + (edge * gradient) ** 2)
+    assert coverage(error, shown) == pytest.approx(0.9, abs=1e-4)
+
+
+def test_edge_term_vanishes_when_the_errors_do_not_follow_the_gradient():
+    error, spread, gradient = _term_data((2.0, 0.5, 0.0))
+    scale, floor, edge = fit_std_terms(error, [spread, np.ones_like(spread), gradient], target=0.9)
+    assert edge / scale < 0.02 and floor / scale == pytest.approx(0.25, rel=0.05)
+
+
+def test_term_fit_edge_cases_are_hand_computed():
+    assert fit_std_terms(np.zeros(3), [np.ones(3), np.ones(3), np.ones(3)]) == (1.0, 0.0, 0.0)
+    # a term that is 0 everywhere gets weight 0 and changes nothing else
+    error, spread = np.array([1.0, -1.0, 3.0, -1.0]), np.ones(4)
+    assert fit_std_terms(error, [spread, np.zeros(4)], target=0.75) == (fit_std_scale(error, spread, target=0.75),
+                                                                        0.0)
+    with pytest.raises(ConfigError, match="std"):
+        fit_std_terms(np.ones(3), [np.zeros(3)])
+    with pytest.raises(ConfigError, match="terms"):
+        fit_std_terms(np.ones(3), [])
 
 
 def _calibration_case(tmp_path):
@@ -116,9 +186,11 @@ def test_calibrate_writes_the_card_and_the_pipeline_applies_it(tmp_path):
     entry = calibrate_model(model_dir, levels=[6.0], data=[str(image)], tta_counts=(2, 8), crop=(6, 32, 32))
     card = json.loads((model_dir / "card.json").read_text())
     assert card[CARD_KEY] == json.loads(json.dumps(entry))
-    scale, floor = entry["scales"]["tta"]["8"], entry["floors"]["tta"]["8"]
-    assert scale > 0 and floor >= 0 and set(entry["scales"]["tta"]) == set(entry["floors"]["tta"]) == {"2", "8"}
-    assert "error floor" in entry["method"] and entry["crop"] == [6, 32, 32]
+    scale, floor, edge = (entry[key]["tta"]["8"] for key in ("scales", "floors", "edges"))
+    assert scale > 0 and floor >= 0 and edge >= 0
+    assert set(entry["scales"]["tta"]) == set(entry["floors"]["tta"]) == set(entry["edges"]["tta"]) == {"2", "8"}
+    assert "error floor and an edge term" in entry["method"] and entry["crop"] == [6, 32, 32]
+    assert entry["edge_units"] == EDGE_UNITS
     assert (model_dir / "model.safetensors").read_bytes() == weights_before
 
     loaded = load_model(model_dir)
@@ -127,8 +199,9 @@ def test_calibrate_writes_the_card_and_the_pipeline_applies_it(tmp_path):
     unit = raw.noise_sigma  # the floor is a fraction of the volume's estimated noise std
     assert calibrated.noise_sigma == pytest.approx(unit) and unit > 0
     assert calibrated.report["std_scale"] == pytest.approx(scale)
-    assert calibrated.report["std_floor"] == pytest.approx(floor * unit)
-    expected = np.hypot(scale * raw.uncertainty.array, floor * unit)
+    assert calibrated.report["std_floor"] == pytest.approx(floor * unit) and calibrated.report["std_edge"] == edge
+    expected = np.sqrt((scale * raw.uncertainty.array) ** 2 + (floor * unit) ** 2
+                       + (edge * edge_strength(raw.denoised.array)) ** 2)
     np.testing.assert_allclose(calibrated.uncertainty.array, expected, rtol=1e-5, atol=1e-5)
     np.testing.assert_array_equal(calibrated.denoised.array, raw.denoised.array)
 
@@ -147,8 +220,9 @@ def test_calibrate_without_floor_is_pure_sigma_scaling(tmp_path):
 
     image, noisy, model_dir = _calibration_case(tmp_path)
     entry = calibrate_model(model_dir, levels=[6.0], data=[str(image)], tta_counts=(8,), crop=(6, 32, 32),
-                            floor=False)
-    assert "floors" not in entry and "floor" not in entry["method"]
+                            floor=False, edge=False)
+    assert "floors" not in entry and "edges" not in entry
+    assert entry["method"] == "sigma scaling (Laves et al., MIDL 2020)"
     loaded = load_model(model_dir)
     calibrated = denoise_volume(noisy, loaded, modality="mr", options=InferenceOptions(tta=8, device="cpu"))
     raw = denoise_volume(noisy, loaded.network, modality="mr", options=InferenceOptions(tta=8, device="cpu"))
@@ -157,15 +231,18 @@ def test_calibrate_without_floor_is_pure_sigma_scaling(tmp_path):
                                rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("flags, has_floor", [([], True), (["--no-floor"], False)])
-def test_cli_fits_the_floor_unless_told_not_to(tmp_path, flags, has_floor):
+@pytest.mark.parametrize("flags, has_floor, has_edge", [([], True, True), (["--no-floor"], False, True),
+                                                      (["--no-edge"], True, False),
+                                                      (["--no-floor", "--no-edge"], False, False)])
+def test_cli_fits_the_floor_and_edge_term_unless_told_not_to(tmp_path, flags, has_floor, has_edge):
     from MedDenoiseLib.cli.main import main
 
     image, _, model_dir = _calibration_case(tmp_path)
     code = main(["calibrate", "--model", str(model_dir), "--levels", "6", "--data", str(image), "--tta", "2",
                  "--crop", "6", "32", "32", *flags])
     assert code == 0
-    assert ("floors" in json.loads((model_dir / "card.json").read_text())[CARD_KEY]) == has_floor
+    entry = json.loads((model_dir / "card.json").read_text())[CARD_KEY]
+    assert ("floors" in entry, "edges" in entry) == (has_floor, has_edge)
 
 
 def test_floored_std_follows_the_intensity_scale_of_the_scan(tmp_path):

@@ -350,8 +350,10 @@ def format_report(report: Mapping) -> str:
         extras.append("memory back-off: " + "; ".join(str(b) for b in report["backoff"]))
     if report.get("std_scale") not in (None, 1.0):
         floor = float(report.get("std_floor") or 0.0)
+        edge = float(report.get("std_edge") or 0.0)
         with_floor = f" with floor {floor:.3g}" if floor else ""
-        extras.append(f"std calibrated x {float(report['std_scale']):.3g}{with_floor}")
+        with_edge = f" and edge term {edge:.3g} voxel x gradient" if edge else ""
+        extras.append(f"std calibrated x {float(report['std_scale']):.3g}{with_floor}{with_edge}")
     return text + (f" ({', '.join(extras)})" if extras else "")
 
 

@@ -1,5 +1,5 @@
-"""``meddenoise calibrate``: fit a model's uncertainty scale (and error floor) on its training images and store it
-in its card."""
+"""``meddenoise calibrate``: fit a model's uncertainty scale (error floor and edge term) on its training images and
+store it in its card."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ logger = logging.getLogger(__name__)
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("calibrate", help="fit the std scale (sigma scaling, with an error floor) of a model and write "
-                                           "it into its card")
+    p = sub.add_parser("calibrate", help="fit the std scale (sigma scaling, with an error floor and an edge term) "
+                                           "of a model and write it into its card")
     p.add_argument("--model", type=Path, required=True, help="model directory (card.json + model.safetensors)")
     p.add_argument("--levels", type=float, nargs="+", required=True,
                    help="noise levels in the modality's unit (see `meddenoise train` configs), e.g. 3 6 9 for MR")
@@ -29,6 +29,9 @@ def add_parser(sub) -> None:
     p.add_argument("--no-floor", dest="floor", action="store_false",
                    help="scale the spread only (no error floor); the floor covers error the flips all share, "
                         "such as a reference's own texture")
+    p.add_argument("--no-edge", dest="edge", action="store_false",
+                   help="no edge term (the std's share that follows the denoised image's gradient, where blurred "
+                        "edges make the error)")
     p.set_defaults(run=run)
 
 
@@ -36,7 +39,7 @@ def run(args) -> int:
     from ..training.calibrate import calibrate_model
 
     entry = calibrate_model(args.model, levels=args.levels, data=args.data, tta_counts=args.tta,
-                            crop=tuple(args.crop), target=args.target, seed=args.seed, floor=args.floor,
+                            crop=tuple(args.crop), target=args.target, seed=args.seed, floor=args.floor, edge=args.edge,
                             progress=lambda text: logger.info("calibrated on %s", text))
     print(json.dumps(entry, indent=1))
     return 0

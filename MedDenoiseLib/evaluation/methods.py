@@ -107,7 +107,7 @@ class ModelMethod:
         result = denoise_volume(Volume(noisy, geometry=geometry), self.loaded, modality=self.modality, options=options)
         seconds = time.perf_counter() - started
         info = {k: result.report.get(k) for k in ("device", "patches", "tta", "noise_sigma", "std_scale", "std_floor",
-                                                  "std_meaning", "route")}
+                                                  "std_edge", "std_meaning", "route")}
         return MethodOutput(result.denoised.array.astype(np.float32), seconds, result.uncertainty.array, info)
 
     def describe(self) -> dict:

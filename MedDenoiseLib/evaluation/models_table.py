@@ -170,13 +170,18 @@ def _routed_rows(card: dict, directory: Path) -> list[str]:
 
 
 def _calibration_text(card: dict) -> str:
-    """``TTA-8 spread × 1.29 with floor 0.31 σ̂`` (floor: fraction of the estimated noise std), or ``raw spread``."""
+    """``TTA-8 spread × 1.29 with floor 0.31 σ̂ + edge 0.4 vox·|∇|``, or ``raw spread``.
+
+    The floor is a fraction of the estimated noise std; the edge term is in voxels, times the denoised image's gradient.
+    """
     record = card.get("uncertainty_calibration") or {}
     scale = (record.get("scales") or {}).get("tta", {}).get("8")
     if not scale:
         return "raw spread"
     floor = (record.get("floors") or {}).get("tta", {}).get("8")
-    return f"TTA-8 spread × {scale:.3g}" + (f" with floor {floor:.3g} σ̂" if floor else "")
+    edge = (record.get("edges") or {}).get("tta", {}).get("8")
+    return (f"TTA-8 spread × {scale:.3g}" + (f" with floor {floor:.3g} σ̂" if floor else "")
+            + (f" + edge {edge:.3g} vox·|∇|" if edge else ""))
 
 
 def _candidates(candidates: list[dict], shipped: set[str]) -> list[str]:

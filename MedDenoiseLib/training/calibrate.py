@@ -3,8 +3,9 @@
 The model denoises foreground crops of its training images, noised afresh at fixed levels
 with a seeded generator; the error to the clean image and the raw spread (both divided by the
 run's estimated noise std, with any calibration already in the card left out) give one scale,
-and with ``floor`` one error floor, per TTA count (and per uncertainty source the model offers). The card
-is rewritten atomically; the weights and their sha256 are untouched.
+with ``floor`` one error floor and with ``edge`` one edge term (on the in-plane gradient of the denoised
+image), per TTA count (and per uncertainty source the model offers). The card is rewritten atomically;
+the weights and their sha256 are untouched.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from ..models.card import LoadedModel, load_model, write_card
 from ..models.routing import single_network
 from ..noise import simulate_noise
 from ..pipeline import InferenceOptions, denoise_volume
-from ..uncertainty_calibration import CARD_KEY, coverage, fit_std_floor, fit_std_scale, summarise
+from ..uncertainty_calibration import CARD_KEY, coverage, edge_strength, fit_std_terms, summarise
 from ..volume import Volume
 
 logger = logging.getLogger(__name__)
@@ -50,9 +51,10 @@ def _sources(card: dict) -> list[str]:
 
 def calibrate_model(model_dir: str | Path, *, levels: Sequence[float], data: Sequence[str] | None = None,
                     tta_counts: Sequence[int] = (2, 4, 8), crop: tuple[int, int, int] = (8, 96, 96),
-                    target: float = 0.9, seed: int = 0, floor: bool = True, device: str = "cpu",
-                    progress: Callable[[str], None] | None = None) -> dict:
-    """Fit and store the scales (and, with ``floor``, the error floors); returns the card entry written."""
+                    target: float = 0.9, seed: int = 0, floor: bool = True, edge: bool = True,
+                    device: str = "cpu", progress: Callable[[str], None] | None = None) -> dict:
+    """Fit and store the scales (with ``floor`` the error floors, with ``edge`` the edge terms); returns the card
+    entry written."""
     card, directory = read_card(model_dir)
     modality = card.get("modality")
     data = list(data) if data else training_files(card)
@@ -62,24 +64,25 @@ def calibrate_model(model_dir: str | Path, *, levels: Sequence[float], data: Seq
     loaded = load_model(directory, device="cpu")
     single_network(loaded.network, loaded.name, "model")
     raw_model = dataclasses.replace(loaded, card={k: v for k, v in loaded.card.items() if k != CARD_KEY})
-    errors, stds = _errors_and_spreads(raw_model, modality, crop_cases(data, crop), levels, tta_counts, seed, device,
-                                       progress)
-    scales: dict[str, dict[str, float]] = {}
-    floors: dict[str, dict[str, float]] = {}
+    samples = _errors_and_spreads(raw_model, modality, crop_cases(data, crop), levels, tta_counts, seed, device,
+                                  progress)
+    fitted: dict[str, dict[str, dict[str, float]]] = {"scales": {}, "floors": {}, "edges": {}}
     before: dict[str, float] = {}
-    for (source, tta), parts in errors.items():
-        error, std = np.concatenate(parts), np.concatenate(stds[(source, tta)])
-        scale, floor_value = fit_std_floor(error, std, target=target) if floor else (
-            fit_std_scale(error, std, target=target), 0.0)
-        scales.setdefault(source, {})[str(tta)] = round(scale, 6)
-        floors.setdefault(source, {})[str(tta)] = round(floor_value, 6)
+    for (source, tta), parts in samples.items():
+        error, std, gradient = (np.concatenate([part[i] for part in parts]) for i in range(3))
+        terms = [std] + ([np.ones_like(std)] if floor else []) + ([gradient] if edge else [])
+        weights = list(fit_std_terms(error, terms, target=target))
+        values = {"scales": weights.pop(0), "floors": weights.pop(0) if floor else 0.0,
+                  "edges": weights.pop(0) if edge else 0.0}
+        for key, value in values.items():
+            fitted[key].setdefault(source, {})[str(tta)] = round(float(value), 6)
         before[f"{source}/{tta}"] = round(coverage(error, std), 4)
-    entry = summarise(scales, target=target, data=data, levels=levels, seed=seed, coverage_before=before,
-                      floors=floors if floor else None, crop=crop)
+    entry = summarise(fitted["scales"], target=target, data=data, levels=levels, seed=seed, coverage_before=before,
+                      floors=fitted["floors"] if floor else None, crop=crop, edges=fitted["edges"] if edge else None)
     card[CARD_KEY] = entry
     write_card(directory, card)
-    logger.info("calibrated %s: scales %s, floors %s (coverage before %s)", card.get("name"), scales,
-                floors if floor else "none", before)
+    logger.info("calibrated %s: scales %s, floors %s, edge terms %s (coverage before %s)", card.get("name"),
+                fitted["scales"], fitted["floors"] if floor else "none", fitted["edges"] if edge else "none", before)
     return entry
 
 
@@ -93,10 +96,10 @@ def _noise_unit(noise_sigma: float, entry: str, level: float) -> float:
 
 
 def _errors_and_spreads(model: LoadedModel, modality: str, cases, levels, tta_counts, seed: int, device: str,
-                        progress) -> tuple[dict, dict]:
-    """Foreground errors and raw spreads per (source, TTA count), each run divided by its estimated noise std."""
-    errors: dict[tuple[str, int], list[np.ndarray]] = {}
-    stds: dict[tuple[str, int], list[np.ndarray]] = {}
+                        progress) -> dict[tuple[str, int], list[tuple[np.ndarray, np.ndarray, np.ndarray]]]:
+    """Foreground ``(error, raw spread, in-plane gradient of the output)`` per run, listed per (source, TTA count),
+    each divided by the run's estimated noise std."""
+    samples: dict[tuple[str, int], list[tuple[np.ndarray, np.ndarray, np.ndarray]]] = {}
     generator = torch.Generator().manual_seed(int(seed))
     for entry, clean, geometry in cases:
         mask = clean > np.percentile(clean, 30)
@@ -109,8 +112,10 @@ def _errors_and_spreads(model: LoadedModel, modality: str, cases, levels, tta_co
                     result = denoise_volume(Volume(noisy.astype(np.float32), geometry), model, modality=modality,
                                             options=options)
                     unit = _noise_unit(result.noise_sigma, entry, level)  # the floor's unit
-                    errors.setdefault((source, tta), []).append((result.denoised.array - clean)[mask] / unit)
-                    stds.setdefault((source, tta), []).append(result.uncertainty.array[mask] / unit)
+                    denoised = result.denoised.array
+                    samples.setdefault((source, tta), []).append(
+                        ((denoised - clean)[mask] / unit, result.uncertainty.array[mask] / unit,
+                         edge_strength(denoised)[mask] / unit))
             if progress is not None:
                 progress(f"{Path(entry).name} level {level}")
-    return errors, stds
+    return samples

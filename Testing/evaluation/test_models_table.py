@@ -144,3 +144,22 @@ def test_shipped_table_spells_out_the_architecture(tmp_path):
     (root / "mr_tiny" / "card.json").write_text(json.dumps(card), encoding="utf-8")
     page = models_markdown([_report()], command="cmd", root=root)
     assert "| slab25d (depth 8, features 48) |" in page and "{'" not in page
+
+
+@pytest.mark.parametrize("calibration, shown", [
+    (None, "| raw spread |"),
+    ({"scales": {"tta": {"8": 1.234}}}, "| TTA-8 spread × 1.23 |"),
+    ({"scales": {"tta": {"8": 1.234}}, "floors": {"tta": {"8": 0.5}}}, "| TTA-8 spread × 1.23 with floor 0.5 σ̂ |"),
+    ({"scales": {"tta": {"8": 1.234}}, "floors": {"tta": {"8": 0.5}}, "edges": {"tta": {"8": 0.4567}}},
+     "| TTA-8 spread × 1.23 with floor 0.5 σ̂ + edge 0.457 vox·|∇| |"),
+])
+def test_shipped_table_shows_the_std_calibration_terms(tmp_path, calibration, shown):
+    from MedDenoiseLib.model_files import read_card
+
+    root = write_tiny_models_root(tmp_path / "m")
+    card, _ = read_card(root / "mr_tiny")
+    card.pop("uncertainty_calibration", None)
+    if calibration is not None:
+        card["uncertainty_calibration"] = calibration
+    (root / "mr_tiny" / "card.json").write_text(json.dumps(card), encoding="utf-8")
+    assert shown in models_markdown([_report()], command="cmd", root=root)

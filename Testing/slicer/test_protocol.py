@@ -72,7 +72,10 @@ class TestFormatting:
         assert "std calibrated x 2.99" in format_report({"device": "cpu", "seconds": 1.0, "std_scale": 2.9873})
         assert "calibrated" not in format_report({"device": "cpu", "seconds": 1.0, "std_scale": 1.0})
         floored = format_report({"device": "cpu", "seconds": 1.0, "std_scale": 1.2948, "std_floor": 4.779})
-        assert "std calibrated x 1.29 with floor 4.78" in floored
+        assert "std calibrated x 1.29 with floor 4.78" in floored and "edge" not in floored
+        edged = format_report({"device": "cpu", "seconds": 1.0, "std_scale": 1.2948, "std_floor": 4.779,
+                               "std_edge": 0.4123})
+        assert "with floor 4.78 and edge term 0.412 voxel x gradient" in edged
 
     def test_error_summary_prefers_last_error_line(self):
         lines = ["INFO meddenoise: reading", "ERROR meddenoise: first", "ERROR meddenoise: the real one", "bye"]
