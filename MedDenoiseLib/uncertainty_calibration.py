@@ -231,8 +231,12 @@ def std_calibration_for(card: dict[str, Any], tta: int, source: str = "tta", mc_
 
 def summarise(scales: dict[str, dict[str, float]], *, target: float, data: Sequence[str], levels: Sequence[float],
               seed: int, coverage_before: dict[str, float], floors: dict[str, dict[str, float]] | None = None,
-              crop: Sequence[int] | None = None, edges: dict[str, dict[str, float]] | None = None) -> dict[str, Any]:
-    """The JSON-ready ``uncertainty_calibration`` card entry (``floors`` / ``edges`` only when fitted)."""
+              crop: Sequence[int] | None = None, edges: dict[str, dict[str, float]] | None = None,
+              spearman: dict[str, dict[str, float | None]] | None = None) -> dict[str, Any]:
+    """The JSON-ready ``uncertainty_calibration`` card entry (``floors`` / ``edges`` only when fitted).
+
+    ``spearman``: per ``source/tta``, the Spearman correlation of the raw spread and of the shown std with |error|
+    on the calibration data (how well each ranks where the error is)."""
     terms = [name for name, fitted in (("an error floor", floors), ("an edge term", edges)) if fitted is not None]
     method = "sigma scaling (Laves et al., MIDL 2020)"
     entry: dict[str, Any] = {"method": method + (f" with {' and '.join(terms)} (Gaussian likelihood)" if terms else ""),
@@ -241,6 +245,8 @@ def summarise(scales: dict[str, dict[str, float]], *, target: float, data: Seque
                              "coverage_before": coverage_before}
     if crop is not None:
         entry["crop"] = [int(v) for v in crop]
+    if spearman is not None:
+        entry["spearman"] = spearman
     if floors is not None:
         entry["floors"] = floors
         entry["floor_units"] = FLOOR_UNITS

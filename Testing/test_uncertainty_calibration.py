@@ -191,6 +191,8 @@ def test_calibrate_writes_the_card_and_the_pipeline_applies_it(tmp_path):
     assert set(entry["scales"]["tta"]) == set(entry["floors"]["tta"]) == set(entry["edges"]["tta"]) == {"2", "8"}
     assert "error floor and an edge term" in entry["method"] and entry["crop"] == [6, 32, 32]
     assert entry["edge_units"] == EDGE_UNITS
+    ranking = entry["spearman"]["tta/8"]
+    assert set(ranking) == {"raw", "shown"} and all(-1.0 <= v <= 1.0 for v in ranking.values())
     assert (model_dir / "model.safetensors").read_bytes() == weights_before
 
     loaded = load_model(model_dir)
@@ -223,6 +225,8 @@ def test_calibrate_without_floor_is_pure_sigma_scaling(tmp_path):
                             floor=False, edge=False)
     assert "floors" not in entry and "edges" not in entry
     assert entry["method"] == "sigma scaling (Laves et al., MIDL 2020)"
+    ranking = entry["spearman"]["tta/8"]
+    assert ranking["raw"] == ranking["shown"] is not None  # scaling alone keeps the ranking
     loaded = load_model(model_dir)
     calibrated = denoise_volume(noisy, loaded, modality="mr", options=InferenceOptions(tta=8, device="cpu"))
     raw = denoise_volume(noisy, loaded.network, modality="mr", options=InferenceOptions(tta=8, device="cpu"))

@@ -17,6 +17,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 import torch
+from scipy import stats
 
 from ..errors import ConfigError, rule_message
 from ..evaluation.cases import foreground_crop, training_files
@@ -68,22 +69,34 @@ def calibrate_model(model_dir: str | Path, *, levels: Sequence[float], data: Seq
                                   progress)
     fitted: dict[str, dict[str, dict[str, float]]] = {"scales": {}, "floors": {}, "edges": {}}
     before: dict[str, float] = {}
+    ranking: dict[str, dict[str, float]] = {}
     for (source, tta), parts in samples.items():
         error, std, gradient = (np.concatenate([part[i] for part in parts]) for i in range(3))
         terms = [std] + ([np.ones_like(std)] if floor else []) + ([gradient] if edge else [])
-        weights = list(fit_std_terms(error, terms, target=target))
-        values = {"scales": weights.pop(0), "floors": weights.pop(0) if floor else 0.0,
-                  "edges": weights.pop(0) if edge else 0.0}
+        weights = fit_std_terms(error, terms, target=target)
+        remaining = list(weights)
+        values = {"scales": remaining.pop(0), "floors": remaining.pop(0) if floor else 0.0,
+                  "edges": remaining.pop(0) if edge else 0.0}
         for key, value in values.items():
             fitted[key].setdefault(source, {})[str(tta)] = round(float(value), 6)
         before[f"{source}/{tta}"] = round(coverage(error, std), 4)
+        shown = np.sqrt(sum((w * t) ** 2 for w, t in zip(weights, terms)))
+        ranking[f"{source}/{tta}"] = {"raw": _spearman(std, error), "shown": _spearman(shown, error)}
     entry = summarise(fitted["scales"], target=target, data=data, levels=levels, seed=seed, coverage_before=before,
-                      floors=fitted["floors"] if floor else None, crop=crop, edges=fitted["edges"] if edge else None)
+                      floors=fitted["floors"] if floor else None, crop=crop, edges=fitted["edges"] if edge else None,
+                      spearman=ranking)
     card[CARD_KEY] = entry
     write_card(directory, card)
     logger.info("calibrated %s: scales %s, floors %s, edge terms %s (coverage before %s)", card.get("name"),
                 fitted["scales"], fitted["floors"] if floor else "none", fitted["edges"] if edge else "none", before)
     return entry
+
+
+def _spearman(std: np.ndarray, error: np.ndarray) -> float | None:
+    """Spearman correlation of std with |error|, rounded; None when either is constant."""
+    if np.ptp(std) == 0 or np.ptp(np.abs(error)) == 0:
+        return None
+    return round(float(stats.spearmanr(std, np.abs(error)).statistic), 4)
 
 
 def _noise_unit(noise_sigma: float, entry: str, level: float) -> float:

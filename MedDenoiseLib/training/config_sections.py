@@ -79,6 +79,10 @@ class DataConfig(_Strict):
     """Share of patches centred on voxels above the volume's 30th percentile."""
     refresh_every: int = Field(default=25, ge=1)
     """Steps between fresh noise realisations (with a new level) of every volume."""
+    shift_to_nonnegative: bool = False
+    """Shift each training volume whose minimum is below 0 up by that minimum, so it reads as a magnitude
+    (e.g. CT in HU as extra anatomy for an MR model: Rician noise needs non-negative magnitudes). Off,
+    the noise model refuses such volumes."""
     augment: AugmentConfig = AugmentConfig()
 
     @model_validator(mode="after")

@@ -118,6 +118,28 @@ def _reference_noise(config: TrainConfig):
                                        "dose fraction, [1.0, 4.0] for mr sigma_percent.")) from error
 
 
+MAGNITUDE_MODALITIES = ("mr", "xr")
+"""Noise models that need non-negative images: Rician magnitudes, Poisson counts."""
+
+
+def _check_magnitudes(config: TrainConfig, images: list[torch.Tensor]) -> None:
+    for path, image in zip(config.data.train, images):
+        if float(image.min()) < 0.0:
+            raise ConfigError(rule_message(
+                f"data.train entry {path!r}", f"must be non-negative for {config.noise.modality} noise",
+                f"minimum {float(image.min()):.6g}",
+                "Set data.shift_to_nonnegative: true to use it as anatomy (e.g. CT in HU), or remove it."))
+
+
+def shift_to_nonnegative(path: str, image: torch.Tensor) -> torch.Tensor:
+    """``image - min`` when its minimum is below 0 (logged with the shift), else ``image`` itself."""
+    lowest = float(image.min())
+    if lowest >= 0.0:
+        return image
+    logger.info("data.shift_to_nonnegative: %s shifted up by %.6g (its minimum)", path, -lowest)
+    return image - lowest
+
+
 class PatchSampler:
     """Draws (noisy, clean) batches of shape (B, 1, D, H, W) with an explicit generator."""
 
@@ -125,6 +147,10 @@ class PatchSampler:
         self.config, self.generator = config, generator
         volumes = [read_region(p) for p in config.data.train]
         self.clean = [torch.from_numpy(as_float(v)) for v in volumes]
+        if config.data.shift_to_nonnegative:
+            self.clean = [shift_to_nonnegative(path, image) for path, image in zip(config.data.train, self.clean)]
+        elif config.noise.level_range is not None and config.noise.modality in MAGNITUDE_MODALITIES:
+            _check_magnitudes(config, self.clean)
         self.isotropic = [isotropic_in_plane(v.geometry.spacing) for v in volumes]
         self.simulate = config.noise.level_range is not None
         self.noise = random_modality_noise(config.noise.modality, level_range=tuple(config.noise.level_range),
