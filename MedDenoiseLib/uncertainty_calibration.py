@@ -64,12 +64,17 @@ def coverage(error: np.ndarray, std: np.ndarray, factor: float = COVERAGE_FACTOR
     return float(np.mean(error <= factor * std))
 
 
-def _check_pair(error: np.ndarray, std: np.ndarray, target: float) -> None:
+def _check_pair(error: np.ndarray, std: np.ndarray, target: float, name: str = "std") -> None:
     if not 0.0 < target < 1.0:
         raise ConfigError(rule_message("target", "must lie in (0, 1)", target, "Use e.g. 0.9."))
     if error.shape != std.shape or error.size == 0:
-        raise ConfigError(rule_message("error / std", "must be non-empty arrays of one shape",
+        raise ConfigError(rule_message(f"error / {name}", "must be non-empty arrays of one shape",
                                        (error.shape, std.shape), "Pass the error and std of the same voxels."))
+    for label, array in (("error", error), (name, std)):
+        bad = int(array.size - np.count_nonzero(np.isfinite(array)))
+        if bad:
+            raise ConfigError(rule_message(label, "must be finite", f"{bad} NaN/Inf values",
+                                           "Calibrate on finite images (check the model's output and the data)."))
 
 
 def fit_std_scale(error: np.ndarray, std: np.ndarray, *, target: float = 0.9,
@@ -111,8 +116,9 @@ def fit_std_terms(error: np.ndarray, terms: Sequence[np.ndarray], *, target: flo
 
     For fixed ratios ``r`` the likelihood's best ``w_0^2`` is ``mean(error^2 / v)`` with
     ``v = terms[0]^2 + sum_i r_i^2 terms[i]^2``, so only the ratios are searched: a coarse log grid, then a
-    Nelder-Mead refinement from its best point. A term that is 0 everywhere gets weight 0; when the first
-    one is, the rest are fitted without it and it gets weight 1 (it adds nothing).
+    Nelder-Mead refinement from its best point. Voxels where every term is 0 are left out of the likelihood (no
+    weight can cover them). A term that is 0 everywhere gets weight 0; when the first one is, the rest are
+    fitted without it and it gets weight 1 (it adds nothing).
 
     >>> fit_std_terms(np.array([2.0, -2.0]), [np.zeros(2), np.ones(2)], target=0.5)
     (1.0, 1.0)
@@ -121,8 +127,8 @@ def fit_std_terms(error: np.ndarray, terms: Sequence[np.ndarray], *, target: flo
     arrays = [np.abs(np.asarray(term, np.float64)).ravel() for term in terms]
     if not arrays:
         raise ConfigError(rule_message("terms", "must hold at least one array", 0, "Pass the spread first."))
-    for array in arrays:
-        _check_pair(error, array, target)
+    for index, array in enumerate(arrays):
+        _check_pair(error, array, target, f"terms[{index}]")
     if not np.any(error):
         return (1.0,) + (0.0,) * (len(arrays) - 1)
     if not arrays[0].any():
@@ -133,29 +139,40 @@ def fit_std_terms(error: np.ndarray, terms: Sequence[np.ndarray], *, target: flo
     live = [i for i in range(1, len(arrays)) if arrays[i].any()]
     ratios = np.zeros(len(arrays))
     if live:
-        ratios[live] = np.exp(_best_log_ratios(error, arrays[0], [arrays[i] for i in live]))
+        ratios[live] = _best_ratios(error, arrays[0], [arrays[i] for i in live])
     spread = np.sqrt(sum((r * a) ** 2 for r, a in zip(ratios[1:], arrays[1:])) + arrays[0] ** 2)
     scale = fit_std_scale(error, spread, target=target, factor=factor)
-    return (scale,) + tuple(float(scale * r) for r in ratios[1:])
+    weights = (scale,) + tuple(float(scale * r) for r in ratios[1:])
+    if not np.all(np.isfinite(weights)):
+        raise ConfigError(rule_message("fitted std weights", "must be finite", weights,
+                                       "Rescale the calibration data (its values under- or overflow)."))
+    return weights
 
 
-def _best_log_ratios(error: np.ndarray, anchor: np.ndarray, others: list[np.ndarray]) -> np.ndarray:
-    """Log ratios of ``others`` to ``anchor`` that maximise the profile Gaussian likelihood of ``error``."""
-    centres = np.array([np.log(np.sqrt(np.mean(error ** 2)) / np.sqrt(np.mean(o ** 2))) for o in others])
+def _best_ratios(error: np.ndarray, anchor: np.ndarray, others: list[np.ndarray]) -> np.ndarray:
+    """Ratios of ``others`` to ``anchor`` that maximise the profile Gaussian likelihood of ``error``.
+
+    Every array is divided by its maximum first (so squares neither overflow nor underflow); the ratios found
+    on those are converted back at the end.
+    """
+    covered = (anchor > 0) | np.any([o > 0 for o in others], axis=0)
+    peaks = [float(anchor.max())] + [float(o.max()) for o in others]
+    anchor, others = anchor[covered] / peaks[0], [o[covered] / p for o, p in zip(others, peaks[1:])]
+    error = error[covered] / max(float(error.max()), np.finfo(np.float64).tiny)
+    centres = np.array([np.log(np.sqrt(np.mean(anchor ** 2)) / np.sqrt(np.mean(o ** 2))) for o in others])
 
     def negative_log_likelihood(log_ratios: np.ndarray, stride: int = 1) -> float:
         variance = anchor[::stride] ** 2 + sum(np.exp(2.0 * v) * o[::stride] ** 2 for v, o in zip(log_ratios, others))
-        variance = np.maximum(variance, np.finfo(np.float64).tiny)
-        scale2 = np.mean(error[::stride] ** 2 / variance)
-        return float(np.log(scale2) + np.mean(np.log(variance)))
+        return float(np.log(np.mean(error[::stride] ** 2 / variance)) + np.mean(np.log(variance)))
 
     stride = max(1, error.size // _GRID_VOXELS)
-    axis = np.linspace(-12.0, 6.0, 73 if len(others) == 1 else 37)
+    axis = np.linspace(-9.0, 9.0, {1: 73, 2: 37}.get(len(others), 13))
     grid = np.stack(np.meshgrid(*[axis] * len(others), indexing="ij"), -1).reshape(-1, len(others)) + centres
     start = grid[int(np.argmin([negative_log_likelihood(point, stride) for point in grid]))]
     refined = minimize(negative_log_likelihood, start, method="Nelder-Mead",
                        options={"xatol": 1e-4, "fatol": 1e-10, "maxiter": 2000})
-    return refined.x if refined.fun <= negative_log_likelihood(start) else start
+    best = refined.x if refined.fun <= negative_log_likelihood(start) else start
+    return np.exp(best) * peaks[0] / np.array(peaks[1:])
 
 
 class StdCalibration(NamedTuple):
@@ -189,11 +206,17 @@ def edge_strength(image: np.ndarray) -> np.ndarray:
 
 def shown_std(raw_std: np.ndarray, calibration: StdCalibration, noise_sigma: float,
               denoised: np.ndarray) -> np.ndarray:
-    """``sqrt((scale * raw)^2 + (floor * σ̂)^2 + (edge * |∇ denoised|)^2)`` as float32 (terms at 0 drop out)."""
-    squared = (np.asarray(raw_std, np.float64) * calibration.scale) ** 2 + (calibration.floor * noise_sigma) ** 2
+    """``sqrt((scale * raw)^2 + (floor * σ̂)^2 + (edge * |∇ denoised|)^2)`` as float32 (terms at 0 drop out),
+    computed in place in float32 so a large volume needs no float64 temporaries."""
+    std = np.multiply(raw_std, np.float32(calibration.scale), dtype=np.float32)
+    np.square(std, out=std)
+    std += np.float32((calibration.floor * noise_sigma) ** 2)
     if calibration.edge > 0:
-        squared = squared + (calibration.edge * edge_strength(denoised).astype(np.float64)) ** 2
-    return np.sqrt(squared).astype(np.float32)
+        edges = edge_strength(denoised)
+        edges *= np.float32(calibration.edge)
+        np.square(edges, out=edges)
+        std += edges
+    return np.sqrt(std, out=std)
 
 
 def _entry(record: dict, key: str, source: str, tta: int) -> float:

@@ -8,8 +8,8 @@ import json
 import numpy as np
 import pytest
 
-from MedDenoiseLib.errors import ConfigError
-from MedDenoiseLib.io import write_volume
+from MedDenoiseLib.errors import ConfigError, InputError
+from MedDenoiseLib.io import read_volume, write_volume
 from MedDenoiseLib.models.card import load_model
 from MedDenoiseLib.pipeline import InferenceOptions, denoise_volume
 from MedDenoiseLib.testing import write_tiny_models_root
@@ -155,7 +155,30 @@ def test_edge_term_vanishes_when_the_errors_do_not_follow_the_gradient():
     assert edge / scale < 0.02 and floor / scale == pytest.approx(0.25, rel=0.05)
 
 
+def test_voxels_no_term_covers_do_not_drag_the_ratios_down():
+    error, spread, gradient = _term_data((2.0, 0.0, 0.8), n=20_000)
+    before = fit_std_terms(error, [spread, gradient], target=0.9)
+    spread[:5], gradient[:5] = 0.0, 0.0  # 5 voxels with no std at all (error kept)
+    after = fit_std_terms(error, [spread, gradient], target=0.9)
+    assert after[1] / after[0] == pytest.approx(before[1] / before[0], rel=0.02) and before[1] / before[0] > 0.3
+
+
+def test_term_fit_is_scale_free_and_refuses_non_finite_values():
+    error, spread, gradient = _term_data((2.0, 0.5, 0.8), n=20_000)
+    ones = np.ones_like(spread)
+    plain = fit_std_terms(error, [spread, ones, gradient])
+    huge = fit_std_terms(error * 1e150, [spread * 1e150, ones, gradient * 1e-150])  # squares would overflow
+    assert huge[0] == pytest.approx(plain[0], rel=1e-6)
+    assert huge[1] == pytest.approx(plain[1] * 1e150, rel=1e-4) and huge[2] == pytest.approx(plain[2] * 1e300, rel=1e-4)
+    with pytest.raises(ConfigError, match="error must be finite.*1 NaN/Inf"):
+        fit_std_terms(np.r_[error[:-1], np.nan], [spread, ones])
+    with pytest.raises(ConfigError, match=r"terms\[1\] must be finite"):
+        fit_std_terms(error, [spread, np.r_[ones[:-1], np.inf]])
+
+
 def test_term_fit_edge_cases_are_hand_computed():
+    # with no spread, the other terms are fitted alone: a floor of 1 covers errors of 2 at 2 std
+    assert fit_std_terms(np.array([2.0, -2.0]), [np.zeros(2), np.ones(2), np.zeros(2)], target=0.5) == (1.0, 1.0, 0.0)
     assert fit_std_terms(np.zeros(3), [np.ones(3), np.ones(3), np.ones(3)]) == (1.0, 0.0, 0.0)
     # a term that is 0 everywhere gets weight 0 and changes nothing else
     error, spread = np.array([1.0, -1.0, 3.0, -1.0]), np.ones(4)
@@ -165,6 +188,10 @@ def test_term_fit_edge_cases_are_hand_computed():
         fit_std_terms(np.ones(3), [np.zeros(3)])
     with pytest.raises(ConfigError, match="terms"):
         fit_std_terms(np.ones(3), [])
+
+
+def load_volume_array(path) -> np.ndarray:
+    return read_volume(path).array
 
 
 def _calibration_case(tmp_path):
@@ -261,6 +288,40 @@ def test_floored_std_follows_the_intensity_scale_of_the_scan(tmp_path):
     assert plain.report["std_floor"] == pytest.approx(0.4 * plain.noise_sigma)
     np.testing.assert_allclose(scaled.uncertainty.array, 10.0 * plain.uncertainty.array, rtol=1e-3, atol=1e-3)
     assert plain.uncertainty.array.min() >= 0.4 * plain.noise_sigma * (1 - 1e-6)
+
+
+def test_pipeline_adds_the_edge_term_of_the_card(tmp_path):
+    _, noisy, model_dir = _calibration_case(tmp_path)
+    card = json.loads((model_dir / "card.json").read_text())
+    card[CARD_KEY] = {"scales": {"tta": {"2": 1.5}}, "floors": {"tta": {"2": 0.4}}, "edges": {"tta": {"2": 0.3}},
+                      "target": 0.9, "floor_units": FLOOR_UNITS, "edge_units": EDGE_UNITS}
+    (model_dir / "card.json").write_text(json.dumps(card))
+    loaded, options = load_model(model_dir), InferenceOptions(tta=2, device="cpu")
+    shown = denoise_volume(noisy, loaded, modality="mr", options=options)
+    raw = denoise_volume(noisy, loaded.network, modality="mr", options=options)
+    assert shown.report["std_edge"] == 0.3 and "edge term 0.3" in shown.report["std_meaning"]
+    expected = np.sqrt((1.5 * raw.uncertainty.array) ** 2 + (0.4 * raw.noise_sigma) ** 2
+                       + (0.3 * edge_strength(raw.denoised.array)) ** 2)
+    np.testing.assert_allclose(shown.uncertainty.array, expected, rtol=1e-5, atol=1e-5)
+    assert float(np.ptp(shown.uncertainty.array)) > float(np.ptp(np.hypot(1.5 * raw.uncertainty.array,
+                                                                          0.4 * raw.noise_sigma)))
+
+
+def test_calibration_shifts_images_the_model_was_trained_shifted_on(tmp_path):
+    from MedDenoiseLib.training.calibrate import calibrate_model
+
+    image, _, model_dir = _calibration_case(tmp_path)
+    negative = tmp_path / "hu.nrrd"
+    write_volume(Volume(load_volume_array(image) - 1000.0), negative)
+    card = json.loads((model_dir / "card.json").read_text())
+    card["training"] = {"config": {"data": {"train": [str(negative)], "shift_to_nonnegative": True}}}
+    (model_dir / "card.json").write_text(json.dumps(card))
+    entry = calibrate_model(model_dir, levels=[6.0], tta_counts=(2,), crop=(6, 32, 32))
+    assert entry["data"] == [str(negative)] and entry["scales"]["tta"]["2"] > 0
+    card["training"]["config"]["data"]["shift_to_nonnegative"] = False
+    (model_dir / "card.json").write_text(json.dumps(card))
+    with pytest.raises(InputError, match="non-negative"):
+        calibrate_model(model_dir, levels=[6.0], tta_counts=(2,), crop=(6, 32, 32))
 
 
 def test_floors_in_another_unit_are_refused_with_the_fix():

@@ -27,8 +27,8 @@ def add_parser(sub) -> None:
     p.add_argument("--target", type=float, default=0.9, help="share of voxels with |error| <= 2 std (default 0.9)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-floor", dest="floor", action="store_false",
-                   help="scale the spread only (no error floor); the floor covers error the flips all share, "
-                        "such as a reference's own texture")
+                   help="no error floor (with --no-edge too: the spread scaled alone); the floor covers error the "
+                        "flips all share, such as a reference's own texture")
     p.add_argument("--no-edge", dest="edge", action="store_false",
                    help="no edge term (the std's share that follows the denoised image's gradient, where blurred "
                         "edges make the error)")

@@ -29,21 +29,30 @@ from ..noise import simulate_noise
 from ..pipeline import InferenceOptions, denoise_volume
 from ..uncertainty_calibration import CARD_KEY, coverage, edge_strength, fit_std_terms, summarise
 from ..volume import Volume
+from .data import shift_to_nonnegative
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["calibrate_model", "crop_cases"]
+__all__ = ["calibrate_model", "crop_cases", "trained_shifted"]
 
 
-def crop_cases(data: Sequence[str], crop: tuple[int, int, int]) -> list[tuple[str, np.ndarray, object]]:
-    """``(entry, clean foreground crop, geometry)`` per training image (region entries allowed)."""
+def crop_cases(data: Sequence[str], crop: tuple[int, int, int],
+               shift: bool = False) -> list[tuple[str, np.ndarray, object]]:
+    """``(entry, clean foreground crop, geometry)`` per training image (region entries allowed); with ``shift``,
+    images with negative values are shifted as training shifted them (``data.shift_to_nonnegative``)."""
     cases = []
     for entry in data:
         volume = read_region(entry)
-        clean = as_float(volume)
+        clean = shift_to_nonnegative(entry, as_float(volume)) if shift else as_float(volume)
         slices = foreground_crop(clean, crop)
         cases.append((entry, np.ascontiguousarray(clean[slices]), volume.geometry))
     return cases
+
+
+def trained_shifted(card: dict) -> bool:
+    """Whether the card's training config shifted negative images up (``data.shift_to_nonnegative``)."""
+    config = (card.get("training") or {}).get("config") or {}
+    return bool((config.get("data") or {}).get("shift_to_nonnegative", False))
 
 
 def _sources(card: dict) -> list[str]:
@@ -65,8 +74,8 @@ def calibrate_model(model_dir: str | Path, *, levels: Sequence[float], data: Seq
     loaded = load_model(directory, device="cpu")
     single_network(loaded.network, loaded.name, "model")
     raw_model = dataclasses.replace(loaded, card={k: v for k, v in loaded.card.items() if k != CARD_KEY})
-    samples = _errors_and_spreads(raw_model, modality, crop_cases(data, crop), levels, tta_counts, seed, device,
-                                  progress)
+    cases = crop_cases(data, crop, shift=trained_shifted(card))
+    samples = _errors_and_spreads(raw_model, modality, cases, levels, tta_counts, seed, device, progress)
     fitted: dict[str, dict[str, dict[str, float]]] = {"scales": {}, "floors": {}, "edges": {}}
     before: dict[str, float] = {}
     ranking: dict[str, dict[str, float]] = {}
@@ -74,9 +83,8 @@ def calibrate_model(model_dir: str | Path, *, levels: Sequence[float], data: Seq
         error, std, gradient = (np.concatenate([part[i] for part in parts]) for i in range(3))
         terms = [std] + ([np.ones_like(std)] if floor else []) + ([gradient] if edge else [])
         weights = fit_std_terms(error, terms, target=target)
-        remaining = list(weights)
-        values = {"scales": remaining.pop(0), "floors": remaining.pop(0) if floor else 0.0,
-                  "edges": remaining.pop(0) if edge else 0.0}
+        names = ["scales"] + (["floors"] if floor else []) + (["edges"] if edge else [])
+        values = {"floors": 0.0, "edges": 0.0, **dict(zip(names, weights))}
         for key, value in values.items():
             fitted[key].setdefault(source, {})[str(tta)] = round(float(value), 6)
         before[f"{source}/{tta}"] = round(coverage(error, std), 4)

@@ -90,6 +90,14 @@ class TrainConfig(_Strict):
         return self
 
     @model_validator(mode="after")
+    def _shift_is_for_magnitudes(self) -> "TrainConfig":
+        if self.data.shift_to_nonnegative and self.noise.modality == "ct":
+            raise ValueError(rule_message("data.shift_to_nonnegative", "must be false for ct noise (the CT noise "
+                                          "model reads HU: shifted air would read as water)", True,
+                                          "Remove it; CT volumes in HU need no shift."))
+        return self
+
+    @model_validator(mode="after")
     def _reference_noise_is_supervised(self) -> "TrainConfig":
         if self.noise.reference_level_range is not None and self.algorithm != "supervised":
             raise ValueError(rule_message("noise.reference_level_range", "needs algorithm 'supervised' (it noises "

@@ -82,7 +82,8 @@ class DataConfig(_Strict):
     shift_to_nonnegative: bool = False
     """Shift each training volume whose minimum is below 0 up by that minimum, so it reads as a magnitude
     (e.g. CT in HU as extra anatomy for an MR model: Rician noise needs non-negative magnitudes). Off,
-    the noise model refuses such volumes."""
+    MR, ultrasound and X-ray training refuse such volumes; CT training refuses the option. ``meddenoise
+    calibrate`` applies the same shift to the training images a card lists."""
     augment: AugmentConfig = AugmentConfig()
 
     @model_validator(mode="after")

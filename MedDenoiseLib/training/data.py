@@ -118,8 +118,8 @@ def _reference_noise(config: TrainConfig):
                                        "dose fraction, [1.0, 4.0] for mr sigma_percent.")) from error
 
 
-MAGNITUDE_MODALITIES = ("mr", "xr")
-"""Noise models that need non-negative images: Rician magnitudes, Poisson counts."""
+MAGNITUDE_MODALITIES = ("mr", "us", "xr")
+"""Noise models that need non-negative images: Rician magnitudes, speckled intensities, Poisson counts."""
 
 
 def _check_magnitudes(config: TrainConfig, images: list[torch.Tensor]) -> None:
@@ -131,8 +131,9 @@ def _check_magnitudes(config: TrainConfig, images: list[torch.Tensor]) -> None:
                 "Set data.shift_to_nonnegative: true to use it as anatomy (e.g. CT in HU), or remove it."))
 
 
-def shift_to_nonnegative(path: str, image: torch.Tensor) -> torch.Tensor:
-    """``image - min`` when its minimum is below 0 (logged with the shift), else ``image`` itself."""
+def shift_to_nonnegative(path: str, image):
+    """``image - min`` when its minimum is below 0 (logged with the shift), else ``image`` itself (a tensor or
+    an array)."""
     lowest = float(image.min())
     if lowest >= 0.0:
         return image

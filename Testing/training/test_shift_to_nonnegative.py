@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 import torch
+from pydantic import ValidationError
 
 from MedDenoiseLib.errors import ConfigError
 from MedDenoiseLib.training.config import TrainConfig
@@ -20,11 +21,11 @@ def hu_file(tmp_path):
     return tmp_path / "ct.nrrd"
 
 
-def _config(path, **data):
+def _config(path, modality="mr", level=5.0, **data):
     return TrainConfig.model_validate({
         "name": "shift", "seed": 5, "model": {"name": "slab25d", "features": 8, "depth": 3, "norm": "none"},
         "data": {"train": [str(path)], "patch_size": (3, 16, 16), "batch_size": 2, **data},
-        "noise": {"modality": "mr", "level_range": (5.0, 5.0)}, "optim": {"steps": 2, "warmup_steps": 1}})
+        "noise": {"modality": modality, "level_range": (level, level)}, "optim": {"steps": 2, "warmup_steps": 1}})
 
 
 def test_shift_moves_the_minimum_to_zero_and_keeps_differences():
@@ -39,10 +40,18 @@ def test_nonnegative_images_are_left_as_they_are():
     assert shift_to_nonnegative("mr", image) is image
 
 
-def test_off_by_default_rician_training_refuses_hu_with_the_fix(hu_file):
-    assert _config(hu_file).data.shift_to_nonnegative is False
-    with pytest.raises(ConfigError, match=r"ct\.nrrd.*must be non-negative for mr noise.*-1000.*shift_to_nonnegative"):
-        PatchSampler(_config(hu_file), torch.Generator().manual_seed(0))
+@pytest.mark.parametrize("modality, level", [("mr", 5.0), ("us", 4.0), ("xr", 0.5)])
+def test_off_by_default_magnitude_noise_refuses_hu_with_the_fix(hu_file, modality, level):
+    config = _config(hu_file, modality=modality, level=level)
+    assert config.data.shift_to_nonnegative is False
+    with pytest.raises(ConfigError, match=rf"ct\.nrrd.*must be non-negative for {modality} noise.*-1000.*"
+                                          r"shift_to_nonnegative"):
+        PatchSampler(config, torch.Generator().manual_seed(0))
+
+
+def test_ct_training_refuses_the_shift_with_the_fix(hu_file):
+    with pytest.raises(ValidationError, match="data.shift_to_nonnegative must be false for ct noise.*Remove it"):
+        _config(hu_file, modality="ct", level=0.25, shift_to_nonnegative=True)
 
 
 def test_on_the_shifted_volume_is_noised_and_sampled(hu_file, caplog):
