@@ -188,7 +188,9 @@ def _candidates(candidates: list[dict], shipped: set[str]) -> list[str]:
     """Models tried and not shipped: the same table and bars (shipped models' bars are above), from their reports."""
     lines = ["## Candidates tried, not shipped", "",
              "Each comes from its own `meddenoise evaluate` run on the same held-out cases and noise seed as the "
-             "shipped model's report, so the shipped model's row can be compared number for number.", ""]
+             "shipped model's report, so the shipped model's row can be compared number for number. A report that "
+             "compared stages keeps every stage's run directory in its rows, including the last stage of a shipped "
+             "model (its weights are the shipped ones; each model's README says which run it re-exports).", ""]
     for report in candidates:
         models, baselines = _methods(report)
         tried = [m for m in models if m.split(":", 1)[-1].split("@")[0] not in shipped]
