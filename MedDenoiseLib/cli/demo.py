@@ -14,7 +14,7 @@ from ..metrics import psnr, ssim
 from ..models.resolve import resolve_model
 from ..pipeline import InferenceOptions, denoise_volume
 from ..uncertainty_labels import write_color_table
-from .figure import save_comparison_figure
+from .figure import save_comparison_figure, std_title
 from .reporting import StopFlag, make_progress
 
 logger = logging.getLogger("meddenoise")
@@ -67,7 +67,7 @@ def run(args) -> int:
     write_volume(result.labels, out / "uncertainty_labels.nii.gz", dtype="uint8")
     write_color_table(out / "uncertainty_labels.ctbl")
     save_comparison_figure(out / "before_after.png", clean_array, noisy.array, result.denoised.array,
-                           result.uncertainty.array, result.labels.array, scores)
+                           result.uncertainty.array, result.labels.array, scores, std_title(result.report))
     (out / "report.json").write_text(json.dumps({"scores": scores, "noise": {
         "modality": SAMPLE_MODALITY, "rician_sigma_percent_of_max": args.noise_level, "seed": SAMPLE_NOISE_SEED},
         "denoise": result.report}, indent=1), encoding="utf-8")

@@ -9,7 +9,16 @@ import numpy as np
 from ..uncertainty_labels import UNCERTAINTY_COLORS
 
 
-def save_comparison_figure(path: Path, clean, noisy, denoised, std, labels, scores: dict) -> Path:
+def std_title(report: dict) -> str:
+    """Panel title naming what the std map holds: the raw spread, or the calibrated std and its terms."""
+    if report.get("std_scale") in (None, 1.0) and not report.get("std_floor") and not report.get("std_edge"):
+        return "uncertainty (raw TTA std)"
+    terms = ["spread"] + (["floor"] if report.get("std_floor") else []) + (["edge"] if report.get("std_edge") else [])
+    return f"uncertainty (calibrated std: {' + '.join(terms)})"
+
+
+def save_comparison_figure(path: Path, clean, noisy, denoised, std, labels, scores: dict,
+                           std_label: str = "uncertainty (std)") -> Path:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -25,7 +34,7 @@ def save_comparison_figure(path: Path, clean, noisy, denoised, std, labels, scor
         ax.imshow(image[k], cmap="gray", vmin=low, vmax=high)
         ax.set_title(title, fontsize=9)
     shown = axes[3].imshow(std[k], cmap="magma")
-    axes[3].set_title("uncertainty (TTA std)", fontsize=9)
+    axes[3].set_title(std_label, fontsize=9)
     fig.colorbar(shown, ax=axes[3], fraction=0.046)
     colors = [tuple(v / 255 for v in c.rgba) for c in UNCERTAINTY_COLORS]
     axes[4].imshow(denoised[k], cmap="gray", vmin=low, vmax=high)

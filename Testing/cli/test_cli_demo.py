@@ -3,6 +3,7 @@
 import json
 
 import numpy as np
+import pytest
 import SimpleITK as sitk
 from PIL import Image
 
@@ -28,3 +29,15 @@ def test_demo_writes_outputs_and_improves_psnr(tmp_path):
     assert report["denoise"]["model"] == "mr_slab25d"
     figure = np.asarray(Image.open(out / "before_after.png").convert("RGB"))
     assert figure.shape[0] > 200 and figure.std() > 10  # a drawn figure, not a blank canvas
+
+
+@pytest.mark.parametrize("report, title", [
+    ({"std_scale": 1.0, "std_floor": 0.0}, "uncertainty (raw TTA std)"),
+    ({}, "uncertainty (raw TTA std)"),
+    ({"std_scale": 1.3, "std_floor": 0.0}, "uncertainty (calibrated std: spread)"),
+    ({"std_scale": 0.7, "std_floor": 4.2, "std_edge": 0.27}, "uncertainty (calibrated std: spread + floor + edge)"),
+])
+def test_figure_title_names_what_the_std_map_holds(report, title):
+    from MedDenoiseLib.cli.figure import std_title
+
+    assert std_title(report) == title
