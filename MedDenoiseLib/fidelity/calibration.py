@@ -29,7 +29,7 @@ from ..metrics.image import ArrayLike
 from ..noise.checks import check_number
 from ._arrays import as_volume, same_shape
 
-__all__ = ["uncertainty_calibration"]
+__all__ = ["std_error_spearman", "uncertainty_calibration"]
 
 
 def _reliability(std: np.ndarray, err: np.ndarray, n_bins: int, k: float) -> list[dict]:
@@ -41,6 +41,17 @@ def _reliability(std: np.ndarray, err: np.ndarray, n_bins: int, k: float) -> lis
             bins.append({"std_mean": float(s.mean()), "rmse": float(np.sqrt(np.mean(e * e))),
                          "coverage": float(np.mean(np.abs(e) <= k * s)), "count": int(part.size)})
     return bins
+
+
+def std_error_spearman(std: np.ndarray, error: np.ndarray) -> float:
+    """Spearman's ρ of ``std`` with ``|error|`` (same voxels, flat); NaN when either is constant.
+
+    >>> std_error_spearman(np.array([1.0, 2.0, 3.0]), np.array([-0.1, 0.5, -0.9]))
+    1.0
+    """
+    if np.ptp(std) == 0 or np.ptp(np.abs(error)) == 0:
+        return math.nan
+    return float(stats.spearmanr(std, np.abs(error)).statistic)
 
 
 def uncertainty_calibration(clean: ArrayLike, output: ArrayLike, std: ArrayLike, *, k: float = 2.0,
@@ -85,7 +96,5 @@ def uncertainty_calibration(clean: ArrayLike, output: ArrayLike, std: ArrayLike,
     bins = int(check_number("n_bins", n_bins, low=1, integer=True, fix="Use 10."))
     stride = max(1, math.ceil(err.size / int(max_voxels)))
     e, s = err[::stride], spread[::stride]
-    constant = np.ptp(s) == 0 or np.ptp(np.abs(e)) == 0
-    rho = math.nan if constant else float(stats.spearmanr(s, np.abs(e)).statistic)
-    return {"coverage": float(np.mean(np.abs(err) <= k * spread)), "spearman": rho,
+    return {"coverage": float(np.mean(np.abs(err) <= k * spread)), "spearman": std_error_spearman(s, e),
             "bins": _reliability(s, e, bins, k), "k": k}

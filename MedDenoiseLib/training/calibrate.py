@@ -12,15 +12,16 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
 import torch
-from scipy import stats
 
 from ..errors import ConfigError, rule_message
 from ..evaluation.cases import foreground_crop, training_files
+from ..fidelity.calibration import std_error_spearman
 from ..io import as_float, read_region
 from ..model_files import read_card
 from ..models.card import LoadedModel, load_model, write_card
@@ -101,10 +102,9 @@ def calibrate_model(model_dir: str | Path, *, levels: Sequence[float], data: Seq
 
 
 def _spearman(std: np.ndarray, error: np.ndarray) -> float | None:
-    """Spearman correlation of std with |error|, rounded; None when either is constant."""
-    if np.ptp(std) == 0 or np.ptp(np.abs(error)) == 0:
-        return None
-    return round(float(stats.spearmanr(std, np.abs(error)).statistic), 4)
+    """Spearman correlation of std with |error|, rounded for the card; None (JSON null) when either is constant."""
+    rho = std_error_spearman(std, error)
+    return None if math.isnan(rho) else round(rho, 4)
 
 
 def _noise_unit(noise_sigma: float, entry: str, level: float) -> float:

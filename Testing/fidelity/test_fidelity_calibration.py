@@ -90,3 +90,12 @@ class TestSegmentationFidelity:
         result = segmentation_fidelity(img, noisy, img)
         assert result["dice"] == 1.0 and result["dice_noisy"] < 1.0
         assert result["gain"] == pytest.approx(1.0 - result["dice_noisy"])
+
+
+def test_std_error_spearman_ranks_against_absolute_error_and_is_nan_when_constant():
+    from MedDenoiseLib.fidelity.calibration import std_error_spearman
+
+    assert std_error_spearman(np.array([1.0, 2.0, 3.0]), np.array([-0.1, 0.5, -0.9])) == 1.0  # signs ignored
+    assert std_error_spearman(np.array([3.0, 2.0, 1.0]), np.array([0.1, -0.5, 0.9])) == -1.0
+    assert np.isnan(std_error_spearman(np.ones(3), np.array([0.1, 0.5, 0.9])))
+    assert np.isnan(std_error_spearman(np.array([1.0, 2.0, 3.0]), np.array([0.5, -0.5, 0.5])))
