@@ -159,7 +159,7 @@ def denoise_volume(volume: Volume, model: LoadedModel | nn.Module, *, modality: 
     if route:
         report["route"] = route
     report.update(std_scale=calibration.scale, std_floor=floor, std_edge=calibration.edge,  # floor: image units
-                  std_meaning=calibration.meaning)
+                  std_edge_width=calibration.edge_width, std_meaning=calibration.meaning)
     logger.info("denoised %s on %s in %.1f s (%d patches x %d views); std: %s", source.shape, used.device,
                 report["seconds"], plan.patches, plan.samples_per_patch, calibration.meaning)
     return DenoiseResult(_derived(volume, denoised, "denoised"), _derived(volume, std, "uncertainty std", "float32"),

@@ -25,7 +25,9 @@ and more so the steeper they are. With an edge term (also the default) the shown
 ``(e * |∇ŷ|)^2`` under the root, ``|∇ŷ|`` being the in-plane gradient magnitude of the denoised image
 per voxel (:func:`edge_strength`), so ``e`` is a length in voxels: how far an edge seems to move. All
 ratios to ``s`` are fitted together by the same likelihood, so a term the errors do not support gets a
-weight near 0.
+weight near 0. A blurred edge is wrong on both sides of it, over about the blur's width, not only on
+the voxel of steepest gradient; so the gradient magnitude may be spread in-plane by a Gaussian whose
+width (0 = not spread) is chosen from :data:`EDGE_WIDTHS` by the same likelihood.
 
 Scaling alone leaves the ranking (Spearman correlation of std with error) unchanged; the floor
 flattens it and the edge term is what sharpens it again.
@@ -41,15 +43,21 @@ from scipy import ndimage
 from scipy.optimize import minimize
 
 from .errors import ConfigError, rule_message
+from .noise.checks import check_number
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["CARD_KEY", "COVERAGE_FACTOR", "EDGE_UNITS", "FLOOR_UNITS", "StdCalibration", "coverage", "edge_strength",
-           "fit_std_floor", "fit_std_scale", "fit_std_terms", "shown_std", "std_calibration_for"]
+__all__ = ["CARD_KEY", "COVERAGE_FACTOR", "EDGE_UNITS", "EDGE_WIDTHS", "EDGE_WIDTH_UNITS", "FLOOR_UNITS",
+           "StdCalibration", "coverage", "edge_strength", "fit_std_floor", "fit_std_scale", "fit_std_terms",
+           "profile_nll", "shown_std", "std_calibration_for"]
 
 CARD_KEY = "uncertainty_calibration"
 FLOOR_UNITS = "fraction of the volume's estimated noise std (the report's noise_sigma)"
 EDGE_UNITS = "voxels (times the in-plane gradient magnitude of the denoised image per voxel)"
+EDGE_WIDTH_UNITS = "voxels (in-plane Gaussian sigma spreading the gradient magnitude; 0 = not spread)"
+EDGE_WIDTHS = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0)
+"""Widths the calibration tries for the edge term's spread, in voxels."""
+_LOG_RATIO_LIMIT = 60.0  # |log| of a term's weight ratio (arrays scaled to max 1): e^120 cannot overflow a square
 _GRID_VOXELS = 100_000  # the coarse likelihood grid looks at most at this many voxels (an even stride)
 COVERAGE_FACTOR = 2.0
 """The shown interval is +/- this many stds (the Slicer labels and the fidelity report use 2)."""
@@ -162,6 +170,7 @@ def _best_ratios(error: np.ndarray, anchor: np.ndarray, others: list[np.ndarray]
     centres = np.array([np.log(np.sqrt(np.mean(anchor ** 2)) / np.sqrt(np.mean(o ** 2))) for o in others])
 
     def negative_log_likelihood(log_ratios: np.ndarray, stride: int = 1) -> float:
+        log_ratios = np.clip(log_ratios, -_LOG_RATIO_LIMIT, _LOG_RATIO_LIMIT)  # a search running off stays finite
         variance = anchor[::stride] ** 2 + sum(np.exp(2.0 * v) * o[::stride] ** 2 for v, o in zip(log_ratios, others))
         return float(np.log(np.mean(error[::stride] ** 2 / variance)) + np.mean(np.log(variance)))
 
@@ -172,7 +181,52 @@ def _best_ratios(error: np.ndarray, anchor: np.ndarray, others: list[np.ndarray]
     refined = minimize(negative_log_likelihood, start, method="Nelder-Mead",
                        options={"xatol": 1e-4, "fatol": 1e-10, "maxiter": 2000})
     best = refined.x if refined.fun <= negative_log_likelihood(start) else start
-    return np.exp(best) * peaks[0] / np.array(peaks[1:])
+    return np.exp(np.clip(best, -_LOG_RATIO_LIMIT, _LOG_RATIO_LIMIT)) * peaks[0] / np.array(peaks[1:])
+
+
+def fit_edge_width(error: np.ndarray, terms: Sequence[np.ndarray], gradients: Sequence[np.ndarray], *,
+                   widths: Sequence[float] = EDGE_WIDTHS, target: float = 0.9) -> tuple[tuple[float, ...], float]:
+    """``(weights, width)``: :func:`fit_std_terms` of ``terms`` plus an edge term, tried with each gradient map
+    of ``gradients`` (one per entry of ``widths``); the width kept is the one whose std has the highest
+    likelihood (:func:`profile_nll`; the first on a tie), and 0 when the edge term gets weight 0.
+
+    >>> errors = np.array([0.0, 1.0, 4.0, 1.0, 0.0])
+    >>> weights, width = fit_edge_width(errors, [np.full(5, 0.1)], [[0, 0, 4, 0, 0], [0, 1, 2, 1, 0]],
+    ...                                 widths=(0.0, 1.0), target=0.8)
+    >>> width
+    1.0
+    """
+    if len(gradients) != len(widths):
+        raise ConfigError(rule_message("gradients", "must hold one map per width", (len(gradients), list(widths)),
+                                       "Compute edge_strength(denoised, width) for each width."))
+    best = None
+    for width, gradient in zip(widths, gradients):
+        candidate = [*terms, gradient]
+        weights = fit_std_terms(error, candidate, target=target)
+        std = np.sqrt(sum((w * np.asarray(t, np.float64)) ** 2 for w, t in zip(weights, candidate)))
+        score = profile_nll(error, std)
+        if best is None or score < best[0]:
+            best = (score, weights, float(width))
+    _, weights, width = best
+    return weights, width if weights[-1] > 0 else 0.0
+
+
+def profile_nll(error: np.ndarray, std: np.ndarray) -> float:
+    """Gaussian negative log-likelihood per voxel of ``error`` under ``c * std`` at the best common factor ``c``
+    (up to a constant): ``log(mean(error^2 / std^2)) + mean(log std^2)``, over the voxels with std > 0. Lower is
+    better; a common factor on ``std`` does not change it, so it compares std *shapes*.
+
+    >>> round(profile_nll(np.array([1.0, 2.0]), np.array([1.0, 2.0])), 6)  # log(1) + mean(log(1), log(4))
+    0.693147
+    """
+    error, std = np.asarray(error, np.float64).ravel(), np.asarray(std, np.float64).ravel()
+    _check_pair(error, std, 0.5)
+    live = std > 0
+    if not live.any():
+        raise ConfigError(rule_message("std", "must be positive somewhere", 0.0, "Fit with an error floor."))
+    variance = std[live] ** 2
+    misfit = max(float(np.mean(error[live] ** 2 / variance)), np.finfo(np.float64).tiny)
+    return float(np.log(misfit) + np.mean(np.log(variance)))
 
 
 class StdCalibration(NamedTuple):
@@ -182,11 +236,13 @@ class StdCalibration(NamedTuple):
     floor: float  # a fraction of the volume's estimated noise std
     meaning: str
     edge: float = 0.0  # voxels, times the denoised image's in-plane gradient magnitude
+    edge_width: float = 0.0  # voxels: in-plane Gaussian sigma spreading that magnitude (0 = not spread)
 
 
-def edge_strength(image: np.ndarray) -> np.ndarray:
+def edge_strength(image: np.ndarray, width: float = 0.0) -> np.ndarray:
     """In-plane gradient magnitude per voxel: Sobel derivatives over y and x (each normalised so that a ramp
-    rising by 1 per voxel gives 1), never mixing slices; float32 on the image's grid.
+    rising by 1 per voxel gives 1), never mixing slices; float32 on the image's grid. With ``width`` > 0 the
+    magnitude is then spread in-plane by a Gaussian of that sigma (voxels), which keeps a ramp's value.
 
     >>> ramp = np.tile(np.arange(5.0), (1, 4, 1))
     >>> float(edge_strength(ramp)[0, 1, 2])
@@ -201,7 +257,12 @@ def edge_strength(image: np.ndarray) -> np.ndarray:
                                   mode="nearest")
     along_y = ndimage.correlate1d(ndimage.correlate1d(array, derive, axis=-2, mode="nearest"), smooth, axis=-1,
                                   mode="nearest")
-    return np.hypot(along_x, along_y).astype(np.float32)
+    magnitude = np.hypot(along_x, along_y).astype(np.float32)
+    width = check_number("width", width, low=0.0, fix="Use 0 (not spread) or a Gaussian sigma in voxels.")
+    if width > 0:
+        sigmas = (0.0,) * (magnitude.ndim - 2) + (width, width)
+        magnitude = ndimage.gaussian_filter(magnitude, sigmas, mode="nearest").astype(np.float32)
+    return magnitude
 
 
 def shown_std(raw_std: np.ndarray, calibration: StdCalibration, noise_sigma: float,
@@ -212,7 +273,7 @@ def shown_std(raw_std: np.ndarray, calibration: StdCalibration, noise_sigma: flo
     np.square(std, out=std)
     std += np.float32((calibration.floor * noise_sigma) ** 2)
     if calibration.edge > 0:
-        edges = edge_strength(denoised)
+        edges = edge_strength(denoised, calibration.edge_width)
         edges *= np.float32(calibration.edge)
         np.square(edges, out=edges)
         std += edges
@@ -245,18 +306,23 @@ def std_calibration_for(card: dict[str, Any], tta: int, source: str = "tta", mc_
         return StdCalibration(1.0, 0.0, f"raw {source} spread (no calibration recorded for TTA {tta})")
     _check_units(record, "floors", "floor_units", FLOOR_UNITS)
     _check_units(record, "edges", "edge_units", EDGE_UNITS)
+    _check_units(record, "edge_widths", "edge_width_units", EDGE_WIDTH_UNITS)
     floor, edge = _entry(record, "floors", source, tta), _entry(record, "edges", source, tta)
+    width = _entry(record, "edge_widths", source, tta) if edge > 0 else 0.0
     shown = (f"{source} spread x {float(value):.3g}" + (f" with floor {floor:.3g} x noise std" if floor > 0 else "")
-             + (f" and edge term {edge:.3g} voxel x gradient" if edge > 0 else ""))
+             + (f" and edge term {edge:.3g} voxel x gradient" if edge > 0 else "")
+             + (f" spread over {width:.3g} voxel" if width > 0 else ""))
     return StdCalibration(float(value), floor, f"{shown}, fitted for {record.get('target', 0.9):.0%} coverage of "
-                                               "|error| <= 2 std on the model's training images", edge)
+                                               "|error| <= 2 std on the model's training images", edge, width)
 
 
 def summarise(scales: dict[str, dict[str, float]], *, target: float, data: Sequence[str], levels: Sequence[float],
               seed: int, coverage_before: dict[str, float], floors: dict[str, dict[str, float]] | None = None,
               crop: Sequence[int] | None = None, edges: dict[str, dict[str, float]] | None = None,
-              spearman: dict[str, dict[str, float | None]] | None = None) -> dict[str, Any]:
-    """The JSON-ready ``uncertainty_calibration`` card entry (``floors`` / ``edges`` only when fitted).
+              spearman: dict[str, dict[str, float | None]] | None = None,
+              edge_widths: dict[str, dict[str, float]] | None = None) -> dict[str, Any]:
+    """The JSON-ready ``uncertainty_calibration`` card entry (``floors`` / ``edges`` / ``edge_widths`` only when
+    fitted).
 
     ``spearman``: per ``source/tta``, the Spearman correlation of the raw spread and of the shown std with |error|
     on the calibration data (how well each ranks where the error is)."""
@@ -276,4 +342,7 @@ def summarise(scales: dict[str, dict[str, float]], *, target: float, data: Seque
     if edges is not None:
         entry["edges"] = edges
         entry["edge_units"] = EDGE_UNITS
+    if edge_widths is not None:
+        entry["edge_widths"] = edge_widths
+        entry["edge_width_units"] = EDGE_WIDTH_UNITS
     return entry

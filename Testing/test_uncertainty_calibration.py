@@ -13,7 +13,8 @@ from MedDenoiseLib.io import read_volume, write_volume
 from MedDenoiseLib.models.card import load_model
 from MedDenoiseLib.pipeline import InferenceOptions, denoise_volume
 from MedDenoiseLib.testing import write_tiny_models_root
-from MedDenoiseLib.uncertainty_calibration import (CARD_KEY, EDGE_UNITS, FLOOR_UNITS, StdCalibration, coverage,
+from MedDenoiseLib.uncertainty_calibration import (CARD_KEY, EDGE_UNITS, EDGE_WIDTH_UNITS, EDGE_WIDTHS, FLOOR_UNITS,
+                                                  StdCalibration, coverage,
                                                   edge_strength, fit_std_floor, fit_std_scale, fit_std_terms,
                                                   shown_std, std_calibration_for)
 from MedDenoiseLib.volume import Volume
@@ -217,7 +218,9 @@ def test_calibrate_writes_the_card_and_the_pipeline_applies_it(tmp_path):
     assert scale > 0 and floor >= 0 and edge >= 0
     assert set(entry["scales"]["tta"]) == set(entry["floors"]["tta"]) == set(entry["edges"]["tta"]) == {"2", "8"}
     assert "error floor and an edge term" in entry["method"] and entry["crop"] == [6, 32, 32]
-    assert entry["edge_units"] == EDGE_UNITS
+    assert entry["edge_units"] == EDGE_UNITS and entry["edge_width_units"] == EDGE_WIDTH_UNITS
+    width = entry["edge_widths"]["tta"]["8"]
+    assert width in EDGE_WIDTHS and set(entry["edge_widths"]["tta"]) == {"2", "8"}
     ranking = entry["spearman"]["tta/8"]
     assert set(ranking) == {"raw", "shown"} and all(-1.0 <= v <= 1.0 for v in ranking.values())
     assert (model_dir / "model.safetensors").read_bytes() == weights_before
@@ -229,8 +232,9 @@ def test_calibrate_writes_the_card_and_the_pipeline_applies_it(tmp_path):
     assert calibrated.noise_sigma == pytest.approx(unit) and unit > 0
     assert calibrated.report["std_scale"] == pytest.approx(scale)
     assert calibrated.report["std_floor"] == pytest.approx(floor * unit) and calibrated.report["std_edge"] == edge
+    assert calibrated.report["std_edge_width"] == (width if edge > 0 else 0.0)
     expected = np.sqrt((scale * raw.uncertainty.array) ** 2 + (floor * unit) ** 2
-                       + (edge * edge_strength(raw.denoised.array)) ** 2)
+                       + (edge * edge_strength(raw.denoised.array, width)) ** 2)
     np.testing.assert_allclose(calibrated.uncertainty.array, expected, rtol=1e-5, atol=1e-5)
     np.testing.assert_array_equal(calibrated.denoised.array, raw.denoised.array)
 
@@ -250,7 +254,7 @@ def test_calibrate_without_floor_is_pure_sigma_scaling(tmp_path):
     image, noisy, model_dir = _calibration_case(tmp_path)
     entry = calibrate_model(model_dir, levels=[6.0], data=[str(image)], tta_counts=(8,), crop=(6, 32, 32),
                             floor=False, edge=False)
-    assert "floors" not in entry and "edges" not in entry
+    assert "floors" not in entry and "edges" not in entry and "edge_widths" not in entry
     assert entry["method"] == "sigma scaling (Laves et al., MIDL 2020)"
     ranking = entry["spearman"]["tta/8"]
     assert ranking["raw"] == ranking["shown"] is not None  # scaling alone keeps the ranking

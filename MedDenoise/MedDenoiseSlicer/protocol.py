@@ -352,7 +352,9 @@ def format_report(report: Mapping) -> str:
         floor = float(report.get("std_floor") or 0.0)
         edge = float(report.get("std_edge") or 0.0)
         with_floor = f" with floor {floor:.3g}" if floor else ""
-        with_edge = f" and edge term {edge:.3g} voxel x gradient" if edge else ""
+        width = float(report.get("std_edge_width") or 0.0)
+        spread = f" spread over {width:.3g} voxel" if edge and width else ""
+        with_edge = f" and edge term {edge:.3g} voxel x gradient{spread}" if edge else ""
         extras.append(f"std calibrated x {float(report['std_scale']):.3g}{with_floor}{with_edge}")
     return text + (f" ({', '.join(extras)})" if extras else "")
 

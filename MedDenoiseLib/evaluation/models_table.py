@@ -170,9 +170,10 @@ def _routed_rows(card: dict, directory: Path) -> list[str]:
 
 
 def _calibration_text(card: dict) -> str:
-    """``TTA-8 spread × 1.29 with floor 0.31 σ̂ + edge 0.4 vox·|∇|``, or ``raw spread``.
+    """``TTA-8 spread × 1.29 with floor 0.31 σ̂ + edge 0.4 vox·|∇| (spread 1.5 vox)``, or ``raw spread``.
 
-    The floor is a fraction of the estimated noise std; the edge term is in voxels, times the denoised image's gradient.
+    The floor is a fraction of the estimated noise std; the edge term is in voxels, times the denoised image's gradient
+    (spread in-plane by a Gaussian of the width shown, when there is one).
     """
     record = card.get("uncertainty_calibration") or {}
     scale = (record.get("scales") or {}).get("tta", {}).get("8")
@@ -180,8 +181,10 @@ def _calibration_text(card: dict) -> str:
         return "raw spread"
     floor = (record.get("floors") or {}).get("tta", {}).get("8")
     edge = (record.get("edges") or {}).get("tta", {}).get("8")
+    width = (record.get("edge_widths") or {}).get("tta", {}).get("8")
     return (f"TTA-8 spread × {scale:.3g}" + (f" with floor {floor:.3g} σ̂" if floor else "")
-            + (f" + edge {edge:.3g} vox·|∇|" if edge else ""))
+            + (f" + edge {edge:.3g} vox·|∇|" if edge else "")
+            + (f" (spread {width:.3g} vox)" if edge and width else ""))
 
 
 def _candidates(candidates: list[dict], shipped: set[str]) -> list[str]:

@@ -4,8 +4,9 @@ The model denoises foreground crops of its training images, noised afresh at fix
 with a seeded generator; the error to the clean image and the raw spread (both divided by the
 run's estimated noise std, with any calibration already in the card left out) give one scale,
 with ``floor`` one error floor and with ``edge`` one edge term (on the in-plane gradient of the denoised
-image), per TTA count (and per uncertainty source the model offers). The card is rewritten atomically;
-the weights and their sha256 are untouched.
+image, spread over the width of :data:`EDGE_WIDTHS` the likelihood prefers), per TTA count (and per
+uncertainty source the model offers). The card is rewritten atomically; the weights and their sha256
+are untouched.
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ from ..models.card import LoadedModel, load_model, write_card
 from ..models.routing import single_network
 from ..noise import simulate_noise
 from ..pipeline import InferenceOptions, denoise_volume
-from ..uncertainty_calibration import CARD_KEY, coverage, edge_strength, fit_std_terms, summarise
+from ..uncertainty_calibration import (CARD_KEY, EDGE_WIDTHS, coverage, edge_strength, fit_edge_width,
+                                       fit_std_terms, summarise)
 from ..volume import Volume
 from .data import shift_to_nonnegative
 
@@ -77,15 +79,20 @@ def calibrate_model(model_dir: str | Path, *, levels: Sequence[float], data: Seq
     raw_model = dataclasses.replace(loaded, card={k: v for k, v in loaded.card.items() if k != CARD_KEY})
     cases = crop_cases(data, crop, shift=trained_shifted(card))
     samples = _errors_and_spreads(raw_model, modality, cases, levels, tta_counts, seed, device, progress)
-    fitted: dict[str, dict[str, dict[str, float]]] = {"scales": {}, "floors": {}, "edges": {}}
+    fitted: dict[str, dict[str, dict[str, float]]] = {"scales": {}, "floors": {}, "edges": {}, "edge_widths": {}}
     before: dict[str, float] = {}
     ranking: dict[str, dict[str, float]] = {}
     for (source, tta), parts in samples.items():
-        error, std, gradient = (np.concatenate([part[i] for part in parts]) for i in range(3))
-        terms = [std] + ([np.ones_like(std)] if floor else []) + ([gradient] if edge else [])
-        weights = fit_std_terms(error, terms, target=target)
+        error, std = (np.concatenate([part[i] for part in parts]) for i in range(2))
+        gradients = np.concatenate([part[2] for part in parts], axis=1)  # (width, voxels)
+        terms = [std] + ([np.ones_like(std)] if floor else [])
+        if edge:
+            weights, width = fit_edge_width(error, terms, gradients, target=target)
+            terms.append(gradients[EDGE_WIDTHS.index(width)])
+        else:
+            weights, width = fit_std_terms(error, terms, target=target), 0.0
         names = ["scales"] + (["floors"] if floor else []) + (["edges"] if edge else [])
-        values = {"floors": 0.0, "edges": 0.0, **dict(zip(names, weights))}
+        values = {"floors": 0.0, "edges": 0.0, **dict(zip(names, weights)), "edge_widths": width}
         for key, value in values.items():
             fitted[key].setdefault(source, {})[str(tta)] = round(float(value), 6)
         before[f"{source}/{tta}"] = round(coverage(error, std), 4)
@@ -93,7 +100,7 @@ def calibrate_model(model_dir: str | Path, *, levels: Sequence[float], data: Seq
         ranking[f"{source}/{tta}"] = {"raw": _spearman(std, error), "shown": _spearman(shown, error)}
     entry = summarise(fitted["scales"], target=target, data=data, levels=levels, seed=seed, coverage_before=before,
                       floors=fitted["floors"] if floor else None, crop=crop, edges=fitted["edges"] if edge else None,
-                      spearman=ranking)
+                      spearman=ranking, edge_widths=fitted["edge_widths"] if edge else None)
     card[CARD_KEY] = entry
     write_card(directory, card)
     logger.info("calibrated %s: scales %s, floors %s, edge terms %s (coverage before %s)", card.get("name"),
@@ -118,8 +125,8 @@ def _noise_unit(noise_sigma: float, entry: str, level: float) -> float:
 
 def _errors_and_spreads(model: LoadedModel, modality: str, cases, levels, tta_counts, seed: int, device: str,
                         progress) -> dict[tuple[str, int], list[tuple[np.ndarray, np.ndarray, np.ndarray]]]:
-    """Foreground ``(error, raw spread, in-plane gradient of the output)`` per run, listed per (source, TTA count),
-    each divided by the run's estimated noise std."""
+    """Foreground ``(error, raw spread, in-plane gradients of the output)`` per run, listed per (source, TTA count),
+    each divided by the run's estimated noise std; the gradients have one row per width of :data:`EDGE_WIDTHS`."""
     samples: dict[tuple[str, int], list[tuple[np.ndarray, np.ndarray, np.ndarray]]] = {}
     generator = torch.Generator().manual_seed(int(seed))
     for entry, clean, geometry in cases:
@@ -134,9 +141,9 @@ def _errors_and_spreads(model: LoadedModel, modality: str, cases, levels, tta_co
                                             options=options)
                     unit = _noise_unit(result.noise_sigma, entry, level)  # the floor's unit
                     denoised = result.denoised.array
+                    gradients = np.stack([edge_strength(denoised, width)[mask] for width in EDGE_WIDTHS]) / unit
                     samples.setdefault((source, tta), []).append(
-                        ((denoised - clean)[mask] / unit, result.uncertainty.array[mask] / unit,
-                         edge_strength(denoised)[mask] / unit))
+                        ((denoised - clean)[mask] / unit, result.uncertainty.array[mask] / unit, gradients))
             if progress is not None:
                 progress(f"{Path(entry).name} level {level}")
     return samples

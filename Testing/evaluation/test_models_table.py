@@ -152,6 +152,8 @@ def test_shipped_table_spells_out_the_architecture(tmp_path):
     ({"scales": {"tta": {"8": 1.234}}, "floors": {"tta": {"8": 0.5}}}, "| TTA-8 spread × 1.23 with floor 0.5 σ̂ |"),
     ({"scales": {"tta": {"8": 1.234}}, "floors": {"tta": {"8": 0.5}}, "edges": {"tta": {"8": 0.4567}}},
      "| TTA-8 spread × 1.23 with floor 0.5 σ̂ + edge 0.457 vox·|∇| |"),
+    ({"scales": {"tta": {"8": 1.234}}, "edges": {"tta": {"8": 0.4567}}, "edge_widths": {"tta": {"8": 1.5}}},
+     "| TTA-8 spread × 1.23 + edge 0.457 vox·|∇| (spread 1.5 vox) |"),
 ])
 def test_shipped_table_shows_the_std_calibration_terms(tmp_path, calibration, shown):
     from MedDenoiseLib.model_files import read_card

@@ -75,7 +75,10 @@ class TestFormatting:
         assert "std calibrated x 1.29 with floor 4.78" in floored and "edge" not in floored
         edged = format_report({"device": "cpu", "seconds": 1.0, "std_scale": 1.2948, "std_floor": 4.779,
                                "std_edge": 0.4123})
-        assert "with floor 4.78 and edge term 0.412 voxel x gradient" in edged
+        assert "with floor 4.78 and edge term 0.412 voxel x gradient" in edged and "spread over" not in edged
+        spread = format_report({"device": "cpu", "seconds": 1.0, "std_scale": 1.2948, "std_floor": 4.779,
+                                "std_edge": 0.4123, "std_edge_width": 1.5})
+        assert "edge term 0.412 voxel x gradient spread over 1.5 voxel" in spread
 
     def test_error_summary_prefers_last_error_line(self):
         lines = ["INFO meddenoise: reading", "ERROR meddenoise: first", "ERROR meddenoise: the real one", "bye"]
