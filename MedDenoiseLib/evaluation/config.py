@@ -77,6 +77,10 @@ class EvaluationConfig(_Strict):
     method also runs on the clean case and on a copy with inserted lesions and a TTF disc."""
     fidelity_lesions: int = Field(default=4, ge=1, le=20)
     """Lesions inserted per case for the detectability metrics."""
+    fidelity_error_draws: int = Field(default=8, ge=0, le=64)
+    """Fresh noise draws per case, at the fidelity level, that each model with an uncertainty map also denoises:
+    their per-voxel RMS error is an empirical error std whose Spearman ρ with |error| is reported next to the
+    shown std's, as what a std map could reach (0: not measured)."""
     bootstrap_resamples: int = Field(default=9999, ge=100)
 
     @field_validator("methods")

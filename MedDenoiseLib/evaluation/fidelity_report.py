@@ -27,6 +27,7 @@ COLUMNS = (  # (summary key, header, digits)
     ("dice", "Dice", 3),
     ("calibration_coverage", "|err| ≤ 2 std", None),
     ("calibration_spearman", "Spearman ρ (std, |err|)", 2),
+    ("calibration_spearman_empirical", "ρ of the empirical error std", 2),
 )
 
 
@@ -104,8 +105,13 @@ def fidelity_section(fidelity: dict, config: dict, out_dir: Path, *, figures: bo
              f"Fail lines: |bias| > {t['max_bias_hu']:g} HU (CT) or > {t['max_bias_percent']:g} % (other "
              f"modalities), |NPS shift| > {t['max_nps_shift'] * 100:.0f} %, TTF50 < "
              f"{t['min_ttf50_ratio'] * 100:.0f} % of the input's, any lesion lost, calibration < "
-             f"{t['min_calibration'] * 100:.0f} %.", "",
-             f"### {modality.upper()}", ""]
+             f"{t['min_calibration'] * 100:.0f} %.", ""]
+    if fidelity.get("error_draws"):
+        lines += [f"Each model also denoised {fidelity['error_draws']} fresh noise draws of every case; its per-voxel "
+                  "RMS error over them is an empirical error std, and its Spearman ρ with |error| (\"ρ of the "
+                  "empirical error std\") is what a std map could reach here, a little less than an exact std "
+                  "would because the draws are few. Compare the shown std's ρ with it, not with 1.", ""]
+    lines += [f"### {modality.upper()}", ""]
     lines += _table(fidelity, modality)
     lines += ["### Verdict per method", ""] + _verdicts(fidelity)
     notes = sorted({n for c in fidelity["cases"] for n in c["phantom"].get("notes", [])})

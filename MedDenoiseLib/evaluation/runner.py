@@ -28,8 +28,9 @@ from .methods import build_methods
 from .summary import compare_methods, summarize, timing_table
 
 logger = logging.getLogger(__name__)
+ERROR_DRAW_STREAM = 0xE44D  # SeedSequence word that separates the error draws from the cells' own noise draws
 
-__all__ = ["EvaluationResult", "evaluate", "noise_seed", "simulate_case_noise", "score_output"]
+__all__ = ["EvaluationResult", "error_draw_seed", "evaluate", "noise_seed", "simulate_case_noise", "score_output"]
 
 Progress = Callable[[int, int, str], None]
 
@@ -57,6 +58,13 @@ class EvaluationResult:
 def noise_seed(seed: int, case_index: int, level_index: int) -> int:
     """Seed of the noise draw for one (case, level) cell."""
     return int(np.random.SeedSequence([seed, case_index, level_index]).generate_state(1, dtype=np.uint64)[0] >> 1)
+
+
+def error_draw_seed(seed: int, case_index: int, level_index: int, draw: int) -> int:
+    """Seed of the ``draw``-th extra noise draw of one cell (the fidelity section's empirical error std); never
+    the cell's own seed."""
+    words = [seed, case_index, level_index, ERROR_DRAW_STREAM, draw]
+    return int(np.random.SeedSequence(words).generate_state(1, dtype=np.uint64)[0] >> 1)
 
 
 def simulate_case_noise(case: Case, modality: str, level: float, seed: int, *, fast: bool) -> np.ndarray:
@@ -127,7 +135,7 @@ def evaluate(config: EvaluationConfig, *, progress: Progress | None = None,
     records, panels = [], {}
     fidelity = _fidelity_collector(config) if config.fidelity else None
     total = len(cases) * len(config.levels) * len(methods)
-    total += FidelityCollector.extra_runs(methods, len(cases)) if fidelity else 0
+    total += fidelity.extra_runs(methods, len(cases)) if fidelity else 0
     done = [0]
 
     def tick(message: str) -> None:
@@ -170,7 +178,10 @@ def evaluate(config: EvaluationConfig, *, progress: Progress | None = None,
             if outputs:
                 fidelity.add_case(case, i, noisy, methods, outputs, sigma=sigma, tick=tick, should_stop=should_stop,
                                   simulate=lambda clean, s=seed, lv=level, c=case: simulate_case_noise(
-                                      replace(c, clean=clean), config.modality, lv, s, fast=config.fast_noise))
+                                      replace(c, clean=clean), config.modality, lv, s, fast=config.fast_noise),
+                                  draw=lambda k, lv=level, c=case, cell=(i, j): simulate_case_noise(
+                                      c, config.modality, lv, error_draw_seed(config.seed, *cell, k),
+                                      fast=config.fast_noise))
     names = [m.name for m in methods]
     reference = config.reference_method()
     comparisons = [] if reference is None else compare_methods(
@@ -185,4 +196,5 @@ def evaluate(config: EvaluationConfig, *, progress: Progress | None = None,
 def _fidelity_collector(config: EvaluationConfig) -> FidelityCollector:
     return FidelityCollector(seed=config.seed, modality=config.modality, levels=config.levels,
                              n_lesions=config.fidelity_lesions, sigma_mode=config.sigma,
-                             n_classes=config.segmentation_classes, seg_method=config.segmentation_method)
+                             n_classes=config.segmentation_classes, seg_method=config.segmentation_method,
+                             error_draws=config.fidelity_error_draws)

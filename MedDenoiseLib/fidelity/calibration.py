@@ -20,6 +20,7 @@ Psychol. 15(1), 72-101, 1904.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 
 import numpy as np
 from scipy import stats
@@ -29,7 +30,7 @@ from ..metrics.image import ArrayLike
 from ..noise.checks import check_number
 from ._arrays import as_volume, same_shape
 
-__all__ = ["std_error_spearman", "uncertainty_calibration"]
+__all__ = ["empirical_error_std", "std_error_spearman", "uncertainty_calibration"]
 
 
 def _reliability(std: np.ndarray, err: np.ndarray, n_bins: int, k: float) -> list[dict]:
@@ -55,7 +56,8 @@ def std_error_spearman(std: np.ndarray, error: np.ndarray) -> float:
 
 
 def uncertainty_calibration(clean: ArrayLike, output: ArrayLike, std: ArrayLike, *, k: float = 2.0,
-                            n_bins: int = 10, max_voxels: int = 200_000) -> dict:
+                            n_bins: int = 10, max_voxels: int = 200_000,
+                            empirical_std: ArrayLike | None = None) -> dict:
     """Coverage, Spearman correlation and reliability bins of ``std`` against |output - clean|.
 
     Parameters
@@ -68,12 +70,18 @@ def uncertainty_calibration(clean: ArrayLike, output: ArrayLike, std: ArrayLike,
         Reliability bins (equal voxel counts, by std).
     max_voxels : int, default 200 000
         Spearman's ρ and the bins use every ⌈n / max_voxels⌉-th voxel (deterministic stride).
+    empirical_std : array, optional
+        The per-voxel RMS error of the same method over other noise draws of the same image
+        (:func:`empirical_error_std`): a std that knows where the method errs. Its Spearman ρ with
+        |error| (``spearman_empirical``) is what a std map could reach on this image, up to the
+        scatter of a finite number of draws: a yardstick for ``spearman``.
 
     Returns
     -------
     dict
         ``coverage`` (all voxels), ``spearman`` (NaN when std or error is constant),
-        ``bins`` (``std_mean``, ``rmse``, ``coverage``, ``count``), ``k``.
+        ``bins`` (``std_mean``, ``rmse``, ``coverage``, ``count``), ``k``; with ``empirical_std``
+        also ``spearman_empirical`` (same voxels as ``spearman``).
 
     Raises
     ------
@@ -96,5 +104,28 @@ def uncertainty_calibration(clean: ArrayLike, output: ArrayLike, std: ArrayLike,
     bins = int(check_number("n_bins", n_bins, low=1, integer=True, fix="Use 10."))
     stride = max(1, math.ceil(err.size / int(max_voxels)))
     e, s = err[::stride], spread[::stride]
-    return {"coverage": float(np.mean(np.abs(err) <= k * spread)), "spearman": std_error_spearman(s, e),
-            "bins": _reliability(s, e, bins, k), "k": k}
+    result = {"coverage": float(np.mean(np.abs(err) <= k * spread)), "spearman": std_error_spearman(s, e),
+              "bins": _reliability(s, e, bins, k), "k": k}
+    if empirical_std is not None:
+        empirical = same_shape(ref, "empirical_std", empirical_std).ravel()[::stride]
+        result["spearman_empirical"] = std_error_spearman(empirical, e)
+    return result
+
+
+def empirical_error_std(clean: ArrayLike, outputs: Iterable[ArrayLike]) -> np.ndarray:
+    """Per-voxel root-mean-square of ``output - clean`` over ``outputs`` (one per independent noise draw; any
+    iterable, consumed one at a time): the error's spread *and* its bias at each voxel, which is what a shown std
+    should track.
+
+    >>> empirical_error_std(np.zeros((1, 1, 2)), [np.array([[[3.0, 0.0]]]), np.array([[[-3.0, 4.0]]])]).round(4)
+    array([[[3.    , 2.8284]]])
+    """
+    ref = as_volume("clean", clean)
+    total, count = np.zeros(ref.shape, np.float64), 0
+    for output in outputs:
+        total += (same_shape(ref, f"outputs[{count}]", output) - ref) ** 2
+        count += 1
+    if count == 0:
+        raise ConfigError(rule_message("outputs", "must hold at least one denoised draw", 0,
+                                       "Denoise one or more fresh noise draws of the same image."))
+    return np.sqrt(total / count)

@@ -42,6 +42,8 @@ class MethodRuns:
     on_inserted: np.ndarray | None = None
     std: np.ndarray | None = None
     std_source: str | None = None
+    empirical_std: np.ndarray | None = None
+    """Per-voxel RMS error over other noise draws (:func:`~.calibration.empirical_error_std`), when measured."""
 
 
 @dataclass
@@ -116,9 +118,11 @@ def _insert_metrics(clean, runs: MethodRuns, phantom: FidelityPhantom, paired: b
 
 def _calibration(clean, runs: MethodRuns) -> tuple[dict, dict]:
     if runs.std is None:
-        return {"calibration_coverage": math.nan, "calibration_spearman": math.nan, "calibration_source": None}, {}
-    cal = uncertainty_calibration(clean, runs.output, runs.std)
+        return {"calibration_coverage": math.nan, "calibration_spearman": math.nan,
+                "calibration_spearman_empirical": math.nan, "calibration_source": None}, {}
+    cal = uncertainty_calibration(clean, runs.output, runs.std, empirical_std=runs.empirical_std)
     return ({"calibration_coverage": cal["coverage"], "calibration_spearman": cal["spearman"],
+             "calibration_spearman_empirical": cal.get("spearman_empirical", math.nan),
              "calibration_source": runs.std_source}, {"reliability": cal["bins"]})
 
 
@@ -133,7 +137,8 @@ def score_method(clean: np.ndarray, noisy: np.ndarray, runs: MethodRuns, phantom
     Record keys: ``clean_in_psnr``, ``bias`` / ``bias_percent`` / ``bias_value`` / ``bias_unit``,
     ``nps_peak`` / ``nps_mean`` (cycles/mm), ``noise_std``, ``ttf50`` (cycles/mm),
     ``lesions`` (per lesion ``cnr``, ``dprime``, ``signal_kept``), ``edge_rms`` /
-    ``hallucination_ratio``, ``dice`` / ``dice_noisy`` / ``dice_gain``, ``calibration_*``.
+    ``hallucination_ratio``, ``dice`` / ``dice_noisy`` / ``dice_gain``, ``calibration_*`` (with
+    ``runs.empirical_std``, ``calibration_spearman_empirical``: the Spearman ρ that std reaches).
     Curves: ``nps``, ``ttf`` and ``reliability`` where measured.
     """
     record, curves = _noise_metrics(clean, runs, phantom, modality)

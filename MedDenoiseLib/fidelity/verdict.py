@@ -20,7 +20,7 @@ __all__ = ["FidelityThresholds", "Verdict", "SUMMARY_KEYS", "summarize_fidelity"
 SUMMARY_KEYS = ("clean_in_psnr", "bias_value", "bias_roi_max_abs", "noise_std", "nps_peak", "nps_mean", "nps_shift",
                 "ttf50", "ttf50_ratio", "cnr_mean", "dprime_mean", "signal_kept_mean", "edge_rms",
                 "hallucination_ratio", "dice", "dice_noisy", "dice_gain", "calibration_coverage",
-                "calibration_spearman")
+                "calibration_spearman", "calibration_spearman_empirical")
 
 
 @dataclass(frozen=True)

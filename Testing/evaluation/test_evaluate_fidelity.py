@@ -43,10 +43,13 @@ def test_fidelity_section_verdicts_and_figures(tmp_path, mr_case, monkeypatch):
     model = fidelity["records"][1]
     assert 0.0 <= model["calibration_coverage"] <= 1.0 and model["calibration_source"] == "raw tta spread (no calibration recorded for TTA 2)"
     assert fidelity["records"][2]["calibration_coverage"] is None  # baselines show no uncertainty map
+    assert fidelity["error_draws"] == 8 and -1.0 <= model["calibration_spearman_empirical"] <= 1.0
+    assert fidelity["records"][2]["calibration_spearman_empirical"] is None
     assert fidelity["cases"][0]["phantom"]["disc"] is not None and len(fidelity["cases"][0]["phantom"]["lesions"]) == 4
     assert {v["method"] for v in fidelity["verdicts"]} == {"model", "gaussian"}
     text = (out / "report.md").read_text(encoding="utf-8")
     for heading in ("## Clinical fidelity", "### MR", "| noisy | 100.0 |", "### Verdict per method",
+                    "ρ of the empirical error std", "also denoised 8 fresh noise draws",
                     "- **model** — ", "- **gaussian** — **fails: texture smoothed", "Clinical fidelity failures:"):
         assert heading in text
     assert text.index("## Clinical fidelity") < text.index("## Notes")
@@ -110,3 +113,28 @@ def test_bad_uncertainty_suffix_is_refused(tmp_path, mr_case):
         parse_model_token("model:x@mc_dropout=1")
     with pytest.raises(ConfigError, match="@tta, @model"):
         parse_model_token("model:x@spread")
+
+
+def test_error_draws_are_fresh_seeded_runs_of_each_model_only(tmp_path, mr_case, monkeypatch):
+    from MedDenoiseLib.evaluation import evaluate
+    from MedDenoiseLib.evaluation.runner import error_draw_seed, noise_seed
+
+    monkeypatch.setenv("MEDDENOISE_MODELS", str(write_tiny_models_root(tmp_path / "models", ("mr",))))
+    fields = {"data": [str(mr_case)], "modality": "mr", "levels": [8.0], "methods": ["noisy", "model", "median"],
+              "seed": 3, "tta": 2, "fidelity": True, "bootstrap_resamples": 100, "figures": False}
+    seen = []
+    evaluate(load_evaluation_config_from(fields, tmp_path, fidelity_error_draws=3),
+             progress=lambda done, total, message: seen.append((done, total, message)))
+    assert seen[-1][0] == seen[-1][1] == 3 + 2 * 2 + 3  # 3 methods at the level, clean + phantom of 2, 3 draws
+    assert sum("error draw" in m for _, _, m in seen) == 3
+    none = evaluate(load_evaluation_config_from(fields, tmp_path, fidelity_error_draws=0))
+    record = next(r for r in none.fidelity["records"] if r["method"] == "model")
+    assert math.isnan(record["calibration_spearman_empirical"]) and none.fidelity["error_draws"] == 0
+    seeds = {error_draw_seed(3, 0, 0, k) for k in range(3)}
+    assert len(seeds) == 3 and noise_seed(3, 0, 0) not in seeds
+
+
+def load_evaluation_config_from(fields: dict, tmp_path, **extra):
+    path = tmp_path / "eval.yaml"
+    path.write_text(yaml.safe_dump({**fields, **extra}), encoding="utf-8")
+    return load_evaluation_config(path)

@@ -72,8 +72,11 @@ def test_calibration_rows_and_verdicts(tmp_path):
                                            "calibration_spearman": 0.4, "calibration_source": "tta"}],
                 "verdicts": [{"method": "model:m", "lines": ["texture kept", "HU unbiased"]}]}
     page = models_markdown([_report(fidelity=fidelity)], command="cmd", root=write_tiny_models_root(tmp_path))
-    assert "| model:m | tta | 75.0 % | 0.400 | **no** |" in page
+    assert "| model:m | tta | 75.0 % | 0.400 | – | **no** |" in page  # a report from before the error draws
     assert "- `model:m`: texture kept; HU unbiased" in page
+    fidelity["summary"][0].update(calibration_coverage=0.9, calibration_spearman_empirical=0.61)
+    page = models_markdown([_report(fidelity=fidelity)], command="cmd", root=write_tiny_models_root(tmp_path))
+    assert "| model:m | tta | 90.0 % | 0.400 | 0.610 | yes |" in page
     assert "(no calibration" in models_markdown([_report()], command="cmd", root=write_tiny_models_root(tmp_path))
 
 

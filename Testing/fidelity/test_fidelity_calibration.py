@@ -9,6 +9,7 @@ import pytest
 
 from MedDenoiseLib.errors import ConfigError, ShapeError
 from MedDenoiseLib.fidelity import edge_mask, segmentation_fidelity, structured_residual, uncertainty_calibration
+from MedDenoiseLib.fidelity.calibration import empirical_error_std
 
 
 class TestUncertaintyCalibration:
@@ -46,6 +47,29 @@ class TestUncertaintyCalibration:
             uncertainty_calibration(ones, ones, ones, k=0)
         with pytest.raises(ShapeError, match="std shape must equal"):
             uncertainty_calibration(ones, ones, ones[:, :2])
+
+    def test_the_empirical_error_std_is_reported_on_the_same_voxels(self):
+        rng = np.random.default_rng(5)
+        std = rng.uniform(0.5, 3.0, (2, 64, 64))
+        err = rng.normal(0.0, 1.0, std.shape) * std
+        draws = [rng.normal(0.0, 1.0, std.shape) * std for _ in range(16)]  # other draws of the same error model
+        empirical = empirical_error_std(np.zeros_like(std), iter(draws))
+        result = uncertainty_calibration(np.zeros_like(std), err, np.ones_like(std), empirical_std=empirical)
+        assert math.isnan(result["spearman"])  # a flat std ranks nothing ...
+        exact = uncertainty_calibration(np.zeros_like(std), err, std)["spearman"]
+        assert 0.3 < result["spearman_empirical"] <= exact + 0.02  # ... 16 draws rank almost as the true std
+        assert "spearman_empirical" not in uncertainty_calibration(np.zeros_like(std), err, std)
+
+    def test_empirical_error_std_is_the_rms_over_draws_bias_included(self):
+        clean = np.full((1, 1, 3), 10.0)
+        outputs = [np.array([[[13.0, 10.0, 12.0]]]), np.array([[[7.0, 10.0, 12.0]]])]
+        np.testing.assert_allclose(empirical_error_std(clean, outputs), [[[3.0, 0.0, 2.0]]])  # a bias of 2 counts
+        with pytest.raises(ConfigError, match="outputs must hold at least one"):
+            empirical_error_std(clean, [])
+        with pytest.raises(ShapeError, match=r"outputs\[1\] shape must equal"):
+            empirical_error_std(clean, [clean, clean[:, :, :2]])
+        with pytest.raises(ShapeError, match="empirical_std shape must equal"):
+            uncertainty_calibration(clean, clean, np.ones_like(clean), empirical_std=np.ones((1, 1, 2)))
 
 
 class TestStructuredResidual:
