@@ -22,7 +22,7 @@ from .inference.noise_level import conditioning_noise_sigma, residual_noise_sigm
 from .inference.predictor import build_predictor
 from .inference.progress import ProgressCallback, StopCallback
 from .inference.sliding_window import plan_windows, sliding_window_moments
-from .inference.tta import flip_set
+from .inference.tta import VIEW_SETS, flip_set, view_set, views_for
 from .models.card import LoadedModel
 from .models.routing import RoutedNetwork
 from .normalization import canonical_modality, fit_normalization
@@ -43,8 +43,11 @@ class InferenceOptions:
     roi_size : (D, H, W) patch; non-positive = whole axis. Default 32 x 160 x 160.
     overlap : fraction of a patch shared with its neighbour, in [0, 1).
     sigma_scale : Gaussian blending sigma as a fraction of the patch.
-    sw_batch_size : views (flips x MC samples) per forward pass.
-    tta : 1, 2, 4 or 8 flip passes.
+    sw_batch_size : views (TTA views x MC samples) per forward pass.
+    tta : 1, 2, 4 or 8 test-time views.
+    tta_views : which 8 views (``inference.tta``): 'flips' of (D, H, W), 'in-plane' (the square's
+        symmetries: in-plane flips with and without swapping H and W), or 'auto' (in-plane for 2.5D
+        networks on square pixels, flips otherwise). TTA 1 / 2 / 4 are the same in all.
     mc_dropout : Monte-Carlo dropout samples per flip (0 = off; needs a model with dropout).
     device : 'auto', 'cpu' or 'cuda[:N]'. amp : autocast on CUDA (bf16/fp16); ignored on CPU.
     seed : seeds the MC-dropout masks (recorded in the report).
@@ -60,6 +63,7 @@ class InferenceOptions:
     sigma_scale: float = 0.125
     sw_batch_size: int = 4
     tta: int = 8
+    tta_views: str = "auto"
     mc_dropout: int = 0
     device: str = "auto"
     amp: bool = True
@@ -85,6 +89,9 @@ class InferenceOptions:
         if self.mc_dropout < 0:
             _bad("mc_dropout", "must be >= 0", self.mc_dropout, "Use 0 (off) or e.g. 8 samples.")
         flip_set(self.tta)
+        if self.tta_views not in ("auto", *VIEW_SETS):
+            _bad("tta_views", f"must be one of {['auto', *VIEW_SETS]}", self.tta_views,
+                 "Use 'auto' (in-plane views for 2.5D models on square pixels).")
         check_thresholds(self.thresholds)
         if self.uncertainty_source not in UNCERTAINTY_SOURCES:
             _bad("uncertainty_source", f"must be one of {list(UNCERTAINTY_SOURCES)}", self.uncertainty_source,
@@ -132,6 +139,7 @@ def denoise_volume(volume: Volume, model: LoadedModel | nn.Module, *, modality: 
     settings = RunSettings(options.sw_batch_size, effective_roi(tuple(source.shape), tuple(options.roi_size)), device)
 
     own = options.uncertainty_source == "model"
+    views = views_for(network, volume.geometry.spacing) if options.tta_views == "auto" else options.tta_views
 
     def run(s: RunSettings):
         predictor = build_predictor(network, image, s.device, mc_samples=options.mc_dropout, seed=options.seed,
@@ -139,7 +147,7 @@ def denoise_volume(volume: Volume, model: LoadedModel | nn.Module, *, modality: 
         with autocast_context(s.device, options.amp), predictor:
             return sliding_window_moments(
                 image, predictor, roi_size=s.roi_size, overlap=options.overlap, sigma_scale=options.sigma_scale,
-                sw_batch_size=s.sw_batch_size, sw_device=s.device, flips=flip_set(options.tta),
+                sw_batch_size=s.sw_batch_size, sw_device=s.device, views=view_set(options.tta, views),
                 mc_samples=max(1, options.mc_dropout), channels=2 if own else 1, progress=progress,
                 should_stop=should_stop)
 
@@ -156,6 +164,7 @@ def denoise_volume(volume: Volume, model: LoadedModel | nn.Module, *, modality: 
     labels = uncertainty_labels(regional_std(raw_std), sigma, options.thresholds)  # thresholds are set on the raw spread
     plan = plan_windows(tuple(source.shape), used.roi_size, options.overlap, options.tta * max(1, options.mc_dropout))
     report = _report(options, card, norm, used, plan.patches, events, sigma, started)
+    report["tta_views"] = views
     if route:
         report["route"] = route
     report.update(std_scale=calibration.scale, std_floor=floor, std_edge=calibration.edge,  # floor: image units

@@ -46,6 +46,22 @@ class Geometry:
         return {"spacing": list(self.spacing), "origin": list(self.origin), "direction": list(self.direction)}
 
 
+#: Relative tolerance under which x and y spacings count as equal.
+ISOTROPY_TOLERANCE = 1e-3
+
+
+def isotropic_in_plane(spacing_xyz: tuple[float, float, float]) -> bool:
+    """True when the x and y spacings agree to 0.1 % (rot90 in the H-W plane is then physical).
+
+    Examples
+    --------
+    >>> isotropic_in_plane((0.7, 0.7, 5.0)), isotropic_in_plane((0.5, 1.0, 1.0))
+    (True, False)
+    """
+    sx, sy = float(spacing_xyz[0]), float(spacing_xyz[1])
+    return abs(sx - sy) <= ISOTROPY_TOLERANCE * max(sx, sy)
+
+
 @dataclass
 class Volume:
     """Voxels (z, y, x) with their geometry.

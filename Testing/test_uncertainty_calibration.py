@@ -221,6 +221,7 @@ def test_calibrate_writes_the_card_and_the_pipeline_applies_it(tmp_path):
     assert entry["edge_units"] == EDGE_UNITS and entry["edge_width_units"] == EDGE_WIDTH_UNITS
     width = entry["edge_widths"]["tta"]["8"]
     assert width in EDGE_WIDTHS and set(entry["edge_widths"]["tta"]) == {"2", "8"}
+    assert entry["tta_views"] == ["in-plane"]  # a 2.5D model on square pixels
     ranking = entry["spearman"]["tta/8"]
     assert set(ranking) == {"raw", "shown"} and all(-1.0 <= v <= 1.0 for v in ranking.values())
     assert (model_dir / "model.safetensors").read_bytes() == weights_before

@@ -72,6 +72,8 @@ class Slab25D(nn.Module):
         Condition on a noise-level map; then ``forward(x, noise_level)`` needs a (B,) tensor.
     """
 
+    in_plane_kernels = True  # slices are channels: test-time views transpose in-plane (inference.tta)
+
     def __init__(self, context: int = 1, features: int = 48, depth: int = 8, downscale: int = 2,
                  norm: str = "batch", dropout: float = 0.0, noise_map: bool = False) -> None:
         super().__init__()

@@ -83,6 +83,8 @@ class SlabUNet(nn.Module):
         Channel dropout before the last convolution (enables Monte-Carlo dropout).
     """
 
+    in_plane_kernels = True  # slices are channels: test-time views transpose in-plane (inference.tta)
+
     conditions_on_noise_level = False
 
     def __init__(self, context: int = 1, features: Sequence[int] = (32, 64, 128), blocks: int = 1,

@@ -78,7 +78,8 @@ def calibrate_model(model_dir: str | Path, *, levels: Sequence[float], data: Seq
     single_network(loaded.network, loaded.name, "model")
     raw_model = dataclasses.replace(loaded, card={k: v for k, v in loaded.card.items() if k != CARD_KEY})
     cases = crop_cases(data, crop, shift=trained_shifted(card))
-    samples = _errors_and_spreads(raw_model, modality, cases, levels, tta_counts, seed, device, progress)
+    views: set[str] = set()
+    samples = _errors_and_spreads(raw_model, modality, cases, levels, tta_counts, seed, device, progress, views)
     fitted: dict[str, dict[str, dict[str, float]]] = {"scales": {}, "floors": {}, "edges": {}, "edge_widths": {}}
     before: dict[str, float] = {}
     ranking: dict[str, dict[str, float]] = {}
@@ -92,7 +93,8 @@ def calibrate_model(model_dir: str | Path, *, levels: Sequence[float], data: Seq
         else:
             weights, width = fit_std_terms(error, terms, target=target), 0.0
         names = ["scales"] + (["floors"] if floor else []) + (["edges"] if edge else [])
-        values = {"floors": 0.0, "edges": 0.0, **dict(zip(names, weights)), "edge_widths": width}
+        values = {"floors": 0.0, "edges": 0.0, **dict(zip(names, weights))}
+        values["edge_widths"] = width if round(float(values["edges"]), 6) > 0 else 0.0  # no width for a 0 term
         for key, value in values.items():
             fitted[key].setdefault(source, {})[str(tta)] = round(float(value), 6)
         before[f"{source}/{tta}"] = round(coverage(error, std), 4)
@@ -101,6 +103,7 @@ def calibrate_model(model_dir: str | Path, *, levels: Sequence[float], data: Seq
     entry = summarise(fitted["scales"], target=target, data=data, levels=levels, seed=seed, coverage_before=before,
                       floors=fitted["floors"] if floor else None, crop=crop, edges=fitted["edges"] if edge else None,
                       spearman=ranking, edge_widths=fitted["edge_widths"] if edge else None)
+    entry["tta_views"] = sorted(views)  # the view sets its runs used (inference.tta): the spread depends on them
     card[CARD_KEY] = entry
     write_card(directory, card)
     logger.info("calibrated %s: scales %s, floors %s, edge terms %s (coverage before %s)", card.get("name"),
@@ -124,9 +127,11 @@ def _noise_unit(noise_sigma: float, entry: str, level: float) -> float:
 
 
 def _errors_and_spreads(model: LoadedModel, modality: str, cases, levels, tta_counts, seed: int, device: str,
-                        progress) -> dict[tuple[str, int], list[tuple[np.ndarray, np.ndarray, np.ndarray]]]:
+                        progress, views: set[str]) -> dict[tuple[str, int], list[tuple[np.ndarray, np.ndarray,
+                                                                                      np.ndarray]]]:
     """Foreground ``(error, raw spread, in-plane gradients of the output)`` per run, listed per (source, TTA count),
-    each divided by the run's estimated noise std; the gradients have one row per width of :data:`EDGE_WIDTHS`."""
+    each divided by the run's estimated noise std; the gradients have one row per width of :data:`EDGE_WIDTHS`.
+    The TTA view sets the runs used are added to ``views``."""
     samples: dict[tuple[str, int], list[tuple[np.ndarray, np.ndarray, np.ndarray]]] = {}
     generator = torch.Generator().manual_seed(int(seed))
     for entry, clean, geometry in cases:
@@ -140,6 +145,7 @@ def _errors_and_spreads(model: LoadedModel, modality: str, cases, levels, tta_co
                     result = denoise_volume(Volume(noisy.astype(np.float32), geometry), model, modality=modality,
                                             options=options)
                     unit = _noise_unit(result.noise_sigma, entry, level)  # the floor's unit
+                    views.add(result.report["tta_views"])
                     denoised = result.denoised.array
                     gradients = np.stack([edge_strength(denoised, width)[mask] for width in EDGE_WIDTHS]) / unit
                     samples.setdefault((source, tta), []).append(

@@ -17,7 +17,7 @@ CPU = torch.device("cpu")
 def run(image, predictor, roi=(4, 8, 8), tta=1, **kw):
     kw.setdefault("overlap", 0.25)
     return sliding_window_moments(image, predictor, roi_size=roi, sigma_scale=0.125,
-                                  sw_batch_size=kw.pop("batch", 3), sw_device=CPU, flips=flip_set(tta), **kw)
+                                  sw_batch_size=kw.pop("batch", 3), sw_device=CPU, views=flip_set(tta), **kw)
 
 
 class TestBlending:

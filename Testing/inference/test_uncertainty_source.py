@@ -97,7 +97,7 @@ class TestSlidingWindowChannels:
 
         mean, var = sliding_window_moments(image, predictor, roi_size=(4, 8, 8), overlap=0.5, sigma_scale=0.125,
                                            sw_batch_size=3, sw_device=torch.device("cpu"),
-                                           flips=[(), (4,), (3,)], channels=3)
+                                           views=[(), (4,), (3,)], channels=3)
         assert mean.shape == (1, 3, 5, 20, 23) and var.shape == (1, 1, 5, 20, 23)
         torch.testing.assert_close(mean[:, 0:1], image)
         torch.testing.assert_close(mean[:, 1], torch.full((1, 5, 20, 23), 0.25))
@@ -107,7 +107,7 @@ class TestSlidingWindowChannels:
     def test_too_few_predictor_channels(self):
         with pytest.raises(ShapeError, match="must have >= 2 channels"):
             sliding_window_moments(torch.rand(1, 1, 2, 8, 8), lambda b: b, roi_size=(2, 8, 8), overlap=0.0,
-                                   sigma_scale=0.125, sw_batch_size=1, sw_device=torch.device("cpu"), flips=[()],
+                                   sigma_scale=0.125, sw_batch_size=1, sw_device=torch.device("cpu"), views=[()],
                                    channels=2)
 
 
