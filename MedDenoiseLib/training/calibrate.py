@@ -106,8 +106,9 @@ def calibrate_model(model_dir: str | Path, *, levels: Sequence[float], data: Seq
     entry["tta_views"] = sorted(views)  # the view sets its runs used (inference.tta): the spread depends on them
     card[CARD_KEY] = entry
     write_card(directory, card)
-    logger.info("calibrated %s: scales %s, floors %s, edge terms %s (coverage before %s)", card.get("name"),
-                fitted["scales"], fitted["floors"] if floor else "none", fitted["edges"] if edge else "none", before)
+    logger.info("calibrated %s: scales %s, floors %s, edge terms %s, edge widths %s (coverage before %s)",
+                card.get("name"), fitted["scales"], fitted["floors"] if floor else "none",
+                fitted["edges"] if edge else "none", fitted["edge_widths"] if edge else "none", before)
     return entry
 
 
