@@ -47,7 +47,7 @@ class InferenceOptions:
     tta : 1, 2, 4 or 8 test-time views.
     tta_views : which 8 views (``inference.tta``): 'flips' of (D, H, W), 'in-plane' (the square's
         symmetries: in-plane flips with and without swapping H and W), or 'auto' (in-plane for 2.5D
-        networks on square pixels, flips otherwise). TTA 1 / 2 / 4 are the same in all.
+        networks on square pixels except ultrasound, flips otherwise). TTA 1 / 2 / 4 are the same in all.
     mc_dropout : Monte-Carlo dropout samples per flip (0 = off; needs a model with dropout).
     device : 'auto', 'cpu' or 'cuda[:N]'. amp : autocast on CUDA (bf16/fp16); ignored on CPU.
     seed : seeds the MC-dropout masks (recorded in the report).
@@ -139,7 +139,8 @@ def denoise_volume(volume: Volume, model: LoadedModel | nn.Module, *, modality: 
     settings = RunSettings(options.sw_batch_size, effective_roi(tuple(source.shape), tuple(options.roi_size)), device)
 
     own = options.uncertainty_source == "model"
-    views = views_for(network, volume.geometry.spacing) if options.tta_views == "auto" else options.tta_views
+    views = (views_for(network, volume.geometry.spacing, modality) if options.tta_views == "auto"
+             else options.tta_views)
 
     def run(s: RunSettings):
         predictor = build_predictor(network, image, s.device, mc_samples=options.mc_dropout, seed=options.seed,

@@ -8,7 +8,8 @@ same in both:
   without swapping H and W). For 2.5D networks, which see slices as channels and whose kernels are
   in-plane only: a slice-order flip shows them little that is new, a transposed slice does. Used only
   where the pixels are square (:func:`~MedDenoiseLib.volume.isotropic_in_plane`), so every view is the
-  same anatomy at the same resolution.
+  same anatomy at the same resolution, and never for ultrasound, whose image is not the same along and
+  across the beam (speckle is elongated across it; a transposed echo is not one a probe could make).
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ ALLOWED_TTA = (1, 2, 4, 8)
 FLIP_ORDER = ((), (4,), (3,), (3, 4), (2,), (2, 4), (2, 3), (2, 3, 4))
 IN_PLANE_FLIPS = FLIP_ORDER[:4]
 VIEW_SETS = ("flips", "in-plane")
+BEAM_MODALITIES = ("us",)
+"""Modalities whose in-plane axes differ physically (beam direction): transposed views are never used."""
 
 
 class View(NamedTuple):
@@ -64,10 +67,10 @@ def view_set(tta: int, kind: str = "flips") -> list[View]:
     return every[:tta]
 
 
-def views_for(network: nn.Module, spacing_xyz: tuple[float, float, float]) -> str:
-    """``in-plane`` for a network whose kernels are in-plane only (``in_plane_kernels = True``) on square pixels,
-    else ``flips``."""
-    in_plane = bool(getattr(network, "in_plane_kernels", False))
+def views_for(network: nn.Module, spacing_xyz: tuple[float, float, float], modality: str) -> str:
+    """``in-plane`` for a network whose kernels are in-plane only (``in_plane_kernels = True``) on square pixels of
+    a modality without a beam direction (not :data:`BEAM_MODALITIES`), else ``flips``."""
+    in_plane = bool(getattr(network, "in_plane_kernels", False)) and modality not in BEAM_MODALITIES
     return "in-plane" if in_plane and isotropic_in_plane(spacing_xyz) else "flips"
 
 

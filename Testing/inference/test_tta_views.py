@@ -56,9 +56,11 @@ def test_the_blended_mean_is_the_view_average_of_a_net_that_is_not_transpose_equ
 
 def test_views_follow_the_network_and_the_pixel_shape():
     slab, dual = tiny_model(), tiny_dualnet()
-    assert views_for(slab, (0.7, 0.7, 5.0)) == "in-plane"
-    assert views_for(slab, (0.5, 1.0, 1.0)) == "flips"  # a transposed slice would change the anatomy's aspect
-    assert views_for(dual, (1.0, 1.0, 1.0)) == "flips"  # 3D kernels: slice-order flips are real views
+    for modality in ("ct", "mr", "xr"):
+        assert views_for(slab, (0.7, 0.7, 5.0), modality) == "in-plane"
+    assert views_for(slab, (0.7, 0.7, 5.0), "us") == "flips"  # the beam makes rows and columns differ
+    assert views_for(slab, (0.5, 1.0, 1.0), "mr") == "flips"  # a transposed slice would change the anatomy's aspect
+    assert views_for(dual, (1.0, 1.0, 1.0), "mr") == "flips"  # 3D kernels: slice-order flips are real views
 
 
 def test_the_pipeline_reports_and_applies_the_view_set():
@@ -74,6 +76,8 @@ def test_the_pipeline_reports_and_applies_the_view_set():
         "in-plane", "flips", "flips")
     np.testing.assert_array_equal(forced.denoised.array, auto_oblong.denoised.array)
     assert not np.array_equal(square.denoised.array, forced.denoised.array)
+    echo = denoise_volume(Volume(array), model, modality="us", options=InferenceOptions(tta=8, device="cpu"))
+    assert echo.report["tta_views"] == "flips"
     four = [denoise_volume(Volume(array), model, modality="mr", options=InferenceOptions(tta=4, device="cpu",
                                                                                        tta_views=kind))
             for kind in ("flips", "in-plane")]
