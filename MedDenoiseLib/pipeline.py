@@ -155,7 +155,7 @@ def denoise_volume(volume: Volume, model: LoadedModel | nn.Module, *, modality: 
     (mean, var), used = run_with_backoff(run, settings, events)
     denoised = norm.inverse(mean[0, 0].numpy()).astype(np.float32)
     spread = mean[0, 1].numpy() if own else np.sqrt(var[0, 0].numpy())  # normalised units either way
-    calibration = std_calibration_for(card, options.tta, options.uncertainty_source, options.mc_dropout)
+    calibration = std_calibration_for(card, options.tta, options.uncertainty_source, options.mc_dropout, views)
     raw_std = (spread * norm.scale).astype(np.float32)
     sigma = residual_noise_sigma(source, denoised)
     floor = calibration.floor * sigma  # the floor is stored as a fraction of the volume's estimated noise std

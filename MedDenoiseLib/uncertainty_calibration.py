@@ -43,6 +43,7 @@ from scipy import ndimage
 from scipy.optimize import minimize
 
 from .errors import ConfigError, rule_message
+from .inference.tta import SHARED_VIEWS
 from .noise.checks import check_number
 
 logger = logging.getLogger(__name__)
@@ -199,15 +200,19 @@ def fit_edge_width(error: np.ndarray, terms: Sequence[np.ndarray], gradients: Se
     if len(gradients) != len(widths):
         raise ConfigError(rule_message("gradients", "must hold one map per width", (len(gradients), list(widths)),
                                        "Compute edge_strength(denoised, width) for each width."))
-    best = None
+    fits, stds = [], []
     for width, gradient in zip(widths, gradients):
         candidate = [*terms, gradient]
         weights = fit_std_terms(error, candidate, target=target)
-        std = np.sqrt(sum((w * np.asarray(t, np.float64)) ** 2 for w, t in zip(weights, candidate)))
-        score = profile_nll(error, std)
-        if best is None or score < best[0]:
-            best = (score, weights, float(width))
-    _, weights, width = best
+        fits.append((weights, float(width)))
+        stds.append(np.sqrt(sum((w * np.asarray(t, np.float64)) ** 2 for w, t in zip(weights, candidate))).ravel())
+    scored = np.all([std > 0 for std in stds], axis=0)  # every width judged on the same voxels
+    if not scored.any():
+        raise ConfigError(rule_message("std terms", "must leave some voxel with std > 0 at every width", 0,
+                                       "Fit with an error floor."))
+    error = np.asarray(error, np.float64).ravel()[scored]
+    scores = [profile_nll(error, std[scored]) for std in stds]
+    weights, width = fits[int(np.argmin(scores))]  # the first on a tie
     return weights, width if weights[-1] > 0 else 0.0
 
 
@@ -290,12 +295,15 @@ def _check_units(record: dict, key: str, units_key: str, expected: str) -> None:
                                        record.get(units_key), "Re-run meddenoise calibrate on this model."))
 
 
-def std_calibration_for(card: dict[str, Any], tta: int, source: str = "tta", mc_dropout: int = 0) -> StdCalibration:
-    """The scale, floor and edge term the card records for ``tta`` flips and this uncertainty ``source``.
+def std_calibration_for(card: dict[str, Any], tta: int, source: str = "tta", mc_dropout: int = 0,
+                        views: str | None = None) -> StdCalibration:
+    """The scale, floor and edge term the card records for ``tta`` views and this uncertainty ``source``.
 
     Calibrations are fitted without Monte-Carlo dropout; runs with it, and models without a fitted
     scale, get scale 1, no floor or edge term and a description saying the std is the raw spread. Cards
-    from before floors (or edge terms) existed have none (0).
+    from before floors (or edge terms) existed have none (0). ``views``: the TTA view set of this run
+    (``inference.tta``); above :data:`~.inference.tta.SHARED_VIEWS` passes a calibration fitted with another
+    set (cards from before view sets: ``flips``) does not apply, and the raw spread is shown with a warning.
     """
     if mc_dropout > 0:
         return StdCalibration(1.0, 0.0, f"raw {source} spread over flips and {mc_dropout} MC-dropout samples "
@@ -304,6 +312,13 @@ def std_calibration_for(card: dict[str, Any], tta: int, source: str = "tta", mc_
     value = ((record.get("scales") or {}).get(source) or {}).get(str(int(tta)))
     if value is None:
         return StdCalibration(1.0, 0.0, f"raw {source} spread (no calibration recorded for TTA {tta})")
+    fitted_views = record.get("tta_views") or ["flips"]
+    if views is not None and tta > SHARED_VIEWS and views not in fitted_views:
+        logger.warning("the card's std calibration was fitted with the %s TTA views, this run uses %s: showing the "
+                       "raw spread (re-run meddenoise calibrate, or pass tta_views=%r)", fitted_views, views,
+                       fitted_views[0])
+        return StdCalibration(1.0, 0.0, f"raw {source} spread (calibrated with the {'/'.join(fitted_views)} views, "
+                                        f"this run used {views}; re-run meddenoise calibrate)")
     _check_units(record, "floors", "floor_units", FLOOR_UNITS)
     _check_units(record, "edges", "edge_units", EDGE_UNITS)
     _check_units(record, "edge_widths", "edge_width_units", EDGE_WIDTH_UNITS)

@@ -87,3 +87,29 @@ def test_a_width_without_an_edge_term_is_not_applied():
     calibration = std_calibration_for(card, 8)
     assert (calibration.edge, calibration.edge_width) == (0.0, 0.0) and "spread over" not in calibration.meaning
     assert isinstance(calibration, StdCalibration)
+
+
+def test_a_calibration_fitted_with_other_tta_views_is_not_applied_beyond_the_shared_four(caplog):
+    old = _card()  # before view sets: fitted with the flips
+    assert std_calibration_for(old, 8, views="flips").scale == 1.3
+    raw = std_calibration_for(old, 8, views="in-plane")
+    assert (raw.scale, raw.floor, raw.edge) == (1.0, 0.0, 0.0)
+    assert "calibrated with the flips views, this run used in-plane" in raw.meaning and "re-run" in raw.meaning
+    assert "fitted with the ['flips'] TTA views" in caplog.text
+    old[CARD_KEY]["scales"]["tta"]["4"] = 1.1
+    assert std_calibration_for(old, 4, views="in-plane").scale == 1.1  # TTA 4: the same views in both sets
+    new = _card(tta_views=["in-plane"])
+    assert std_calibration_for(new, 8, views="in-plane").scale == 1.3
+    assert std_calibration_for(new, 8, views="flips").scale == 1.0
+    assert std_calibration_for(new, 8).scale == 1.3  # no view set given: the card's fit
+
+
+def test_widths_are_compared_on_the_voxels_every_width_covers():
+    rng = np.random.default_rng(3)
+    image = np.zeros((1, 32, 32), np.float32)
+    image[:, :, 16:] = 50.0
+    gradients = [edge_strength(image, w).ravel() for w in (0.0, 2.0)]
+    error = rng.normal(size=image.size) * (0.05 + 0.3 * gradients[1])
+    spread = np.zeros(image.size)  # no spread and no floor: the sharp map leaves most voxels at std 0
+    weights, width = fit_edge_width(error, [spread], gradients, widths=(0.0, 2.0))
+    assert width == 2.0 and weights[1] > 0

@@ -105,7 +105,7 @@ class DenoiseLogic:
         """
         if uncertaintyMethod not in UNCERTAINTY_METHODS:
             raise ValueError(f"uncertaintyMethod must be one of {UNCERTAINTY_METHODS}; got {uncertaintyMethod!r}. "
-                             "Use 'tta' (spread over flips).")
+                             "Use 'tta' (spread over the TTA views).")
         if uncertaintyMethod == "mcdropout":
             if int(samples) < 2:
                 raise ValueError(f"MC dropout needs at least 2 samples; got {samples}. Use 8.")

@@ -28,7 +28,7 @@ DEVICES = ("auto", "cuda", "cpu")
 DEVICE_LABELS = {"auto": "Auto", "cuda": "GPU", "cpu": "CPU"}
 #: Test-time augmentation passes the engine accepts.
 TTA_CHOICES = (1, 2, 4, 8)
-#: Uncertainty estimates: spread over TTA flips, Monte-Carlo dropout, or the model's own output.
+#: Uncertainty estimates: spread over the TTA views, Monte-Carlo dropout, or the model's own output.
 UNCERTAINTY_METHODS = ("tta", "mcdropout", "model")
 UNCERTAINTY_LABELS = {"tta": "TTA spread", "mcdropout": "MC dropout", "model": "Model's own"}
 #: The engine's ``--uncertainty-source`` value of each method.

@@ -12,6 +12,7 @@ is the empirical error std the shown std is compared with (how well could a std 
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable, Sequence
 
@@ -94,6 +95,8 @@ class FidelityCollector:
         noisy_inserted = simulate(phantom.inserted)
         clean_sigma = 0.0 if self.sigma_mode == "oracle" else estimate_noise_sigma(case.clean)
         runs = {}
+        if draw is not None and sum(m.kind == "model" for m in methods) > 1:
+            draw = functools.lru_cache(maxsize=None)(draw)  # each fresh draw simulated once, shared by the models
         for method in methods:
             if method.kind == "noisy":
                 continue

@@ -50,10 +50,11 @@ def _cell(row: dict, key: str, digits: int | None) -> str:
 def _table(fidelity: dict, modality: str) -> list[str]:
     rows = fidelity["summary"]
     unit = rows[0]["bias_unit"] if rows else ("HU" if modality == "ct" else "%")
-    headers = [h.format(unit=unit) for _, h, _ in COLUMNS]
-    lines = ["| method | " + " | ".join(headers) + " |", "|---|" + "---|" * len(COLUMNS)]
+    columns = [c for c in COLUMNS if c[0] != "calibration_spearman_empirical" or fidelity.get("error_draws")]
+    headers = [h.format(unit=unit) for _, h, _ in columns]
+    lines = ["| method | " + " | ".join(headers) + " |", "|---|" + "---|" * len(columns)]
     for row in rows:
-        lines.append(f"| {row['method']} | " + " | ".join(_cell(row, k, d) for k, _, d in COLUMNS) + " |")
+        lines.append(f"| {row['method']} | " + " | ".join(_cell(row, k, d) for k, _, d in columns) + " |")
     clean = [c["clean_ttf"]["ttf50"] for c in fidelity["cases"] if c.get("clean_ttf")]
     if clean:
         lines += ["", f"TTF50 of the inserted disc itself (clean): {_num(sum(clean) / len(clean), 3)} cycles/mm."]

@@ -106,8 +106,8 @@ class ModelMethod:
         started = time.perf_counter()
         result = denoise_volume(Volume(noisy, geometry=geometry), self.loaded, modality=self.modality, options=options)
         seconds = time.perf_counter() - started
-        info = {k: result.report.get(k) for k in ("device", "patches", "tta", "noise_sigma", "std_scale", "std_floor",
-                                                  "std_edge", "std_meaning", "route")}
+        info = {k: result.report.get(k) for k in ("device", "patches", "tta", "tta_views", "noise_sigma", "std_scale",
+                                                  "std_floor", "std_edge", "std_edge_width", "std_meaning", "route")}
         return MethodOutput(result.denoised.array.astype(np.float32), seconds, result.uncertainty.array, info)
 
     def describe(self) -> dict:

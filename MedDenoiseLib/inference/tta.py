@@ -27,6 +27,8 @@ ALLOWED_TTA = (1, 2, 4, 8)
 # Every subset of (D, H, W), ordered so that the first 2 / 4 use the cheapest in-plane flips.
 FLIP_ORDER = ((), (4,), (3,), (3, 4), (2,), (2, 4), (2, 3), (2, 3, 4))
 IN_PLANE_FLIPS = FLIP_ORDER[:4]
+SHARED_VIEWS = len(IN_PLANE_FLIPS)
+"""Up to this many passes both view sets are the same views."""
 VIEW_SETS = ("flips", "in-plane")
 BEAM_MODALITIES = ("us",)
 """Modalities whose in-plane axes differ physically (beam direction): transposed views are never used."""

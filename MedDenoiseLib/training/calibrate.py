@@ -79,13 +79,13 @@ def calibrate_model(model_dir: str | Path, *, levels: Sequence[float], data: Seq
     raw_model = dataclasses.replace(loaded, card={k: v for k, v in loaded.card.items() if k != CARD_KEY})
     cases = crop_cases(data, crop, shift=trained_shifted(card))
     views: set[str] = set()
-    samples = _errors_and_spreads(raw_model, modality, cases, levels, tta_counts, seed, device, progress, views)
+    samples = _errors_and_spreads(raw_model, modality, cases, levels, tta_counts, seed, device, progress, views, edge)
     fitted: dict[str, dict[str, dict[str, float]]] = {"scales": {}, "floors": {}, "edges": {}, "edge_widths": {}}
     before: dict[str, float] = {}
     ranking: dict[str, dict[str, float]] = {}
     for (source, tta), parts in samples.items():
         error, std = (np.concatenate([part[i] for part in parts]) for i in range(2))
-        gradients = np.concatenate([part[2] for part in parts], axis=1)  # (width, voxels)
+        gradients = np.concatenate([part[2] for part in parts], axis=1) if edge else None  # (width, voxels)
         terms = [std] + ([np.ones_like(std)] if floor else [])
         if edge:
             weights, width = fit_edge_width(error, terms, gradients, target=target)
@@ -128,12 +128,12 @@ def _noise_unit(noise_sigma: float, entry: str, level: float) -> float:
 
 
 def _errors_and_spreads(model: LoadedModel, modality: str, cases, levels, tta_counts, seed: int, device: str,
-                        progress, views: set[str]) -> dict[tuple[str, int], list[tuple[np.ndarray, np.ndarray,
-                                                                                      np.ndarray]]]:
+                        progress, views: set[str], edge: bool = True) -> dict[tuple[str, int], list[tuple]]:
     """Foreground ``(error, raw spread, in-plane gradients of the output)`` per run, listed per (source, TTA count),
-    each divided by the run's estimated noise std; the gradients have one row per width of :data:`EDGE_WIDTHS`.
+    each divided by the run's estimated noise std; the gradients have one row per width of :data:`EDGE_WIDTHS` (None
+    without ``edge``).
     The TTA view sets the runs used are added to ``views``."""
-    samples: dict[tuple[str, int], list[tuple[np.ndarray, np.ndarray, np.ndarray]]] = {}
+    samples: dict[tuple[str, int], list[tuple]] = {}
     generator = torch.Generator().manual_seed(int(seed))
     for entry, clean, geometry in cases:
         mask = clean > np.percentile(clean, 30)
@@ -148,7 +148,8 @@ def _errors_and_spreads(model: LoadedModel, modality: str, cases, levels, tta_co
                     unit = _noise_unit(result.noise_sigma, entry, level)  # the floor's unit
                     views.add(result.report["tta_views"])
                     denoised = result.denoised.array
-                    gradients = np.stack([edge_strength(denoised, width)[mask] for width in EDGE_WIDTHS]) / unit
+                    gradients = (np.stack([edge_strength(denoised, w)[mask] / unit for w in EDGE_WIDTHS]) if edge
+                                 else None)
                     samples.setdefault((source, tta), []).append(
                         ((denoised - clean)[mask] / unit, result.uncertainty.array[mask] / unit, gradients))
             if progress is not None:

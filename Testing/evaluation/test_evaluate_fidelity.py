@@ -130,6 +130,10 @@ def test_error_draws_are_fresh_seeded_runs_of_each_model_only(tmp_path, mr_case,
     none = evaluate(load_evaluation_config_from(fields, tmp_path, fidelity_error_draws=0))
     record = next(r for r in none.fidelity["records"] if r["method"] == "model")
     assert math.isnan(record["calibration_spearman_empirical"]) and none.fidelity["error_draws"] == 0
+    from MedDenoiseLib.evaluation.fidelity_report import fidelity_section
+
+    section = "\n".join(fidelity_section(none.fidelity, none.config, tmp_path, figures=False))
+    assert "| Dice |" in section and "empirical error std" not in section  # no draws, no column
     seeds = {error_draw_seed(3, 0, 0, k) for k in range(3)}
     assert len(seeds) == 3 and noise_seed(3, 0, 0) not in seeds
 
