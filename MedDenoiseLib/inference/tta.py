@@ -86,11 +86,3 @@ def undo_view(x: torch.Tensor, view: View) -> torch.Tensor:
     """The inverse of :func:`apply_view`: a prediction on the view back on the original grid."""
     x = x.transpose(3, 4) if view.transpose else x
     return torch.flip(x, view.flips) if view.flips else x
-
-
-def apply_flip(x: torch.Tensor, dims: tuple[int, ...]) -> torch.Tensor:
-    """Flip ``x`` (B, C, D, H, W) along ``dims``; a flip is its own inverse."""
-    return torch.flip(x, dims) if dims else x
-
-
-undo_flip = apply_flip

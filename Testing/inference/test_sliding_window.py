@@ -9,7 +9,7 @@ from torch import nn
 from MedDenoiseLib.errors import CancelledError, ConfigError, ShapeError
 from MedDenoiseLib.inference.blending import gaussian_importance_map, patch_grid, patch_starts
 from MedDenoiseLib.inference.sliding_window import sliding_window_moments
-from MedDenoiseLib.inference.tta import apply_flip, flip_set
+from MedDenoiseLib.inference.tta import View, apply_view, flip_set
 
 CPU = torch.device("cpu")
 
@@ -128,10 +128,10 @@ class TestTTA:
         torch.testing.assert_close(mean, expected.expand_as(image))
         torch.testing.assert_close(var, ((ramp - ramp.flip(-1)) / 2).pow(2).expand_as(image))
 
-    def test_apply_flip_is_involution(self):
+    def test_a_flip_view_is_its_own_inverse(self):
         x = torch.rand(1, 1, 3, 4, 5)
         for dims in flip_set(8):
-            torch.testing.assert_close(apply_flip(apply_flip(x, dims), dims), x)
+            torch.testing.assert_close(apply_view(apply_view(x, View(dims)), View(dims)), x)
 
 
 class TestProgressAndCancel:
