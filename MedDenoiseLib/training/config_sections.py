@@ -193,6 +193,10 @@ class OptimConfig(_Strict):
     """Mixed precision (bf16, else fp16 with a gradient scaler) on CUDA; ignored on CPU."""
     ema_decay: Optional[float] = Field(default=None, gt=0.0, lt=1.0)
     """Exponential moving average of the weights (e.g. 0.999); validation and export then use it."""
+    ema_bn_batches: int = Field(default=50, ge=0, le=10_000)
+    """With ``ema_decay`` on a network with batch norm: training batches over which export re-estimates the
+    averaged weights' batch-norm statistics (``MedDenoiseLib.training.batchnorm``); 0 exports the last step's
+    statistics, which belong to the last weights. Validation during training uses the last step's."""
 
 
 class ValidationConfig(_Strict):

@@ -19,9 +19,10 @@ from .. import __version__
 from ..errors import WeightsError, rule_message
 from ..models import build_model
 from ..models.card import save_model
+from .batchnorm import batchnorm_layers, recompute_batchnorm_stats, training_inputs
 from .checkpoint import load_weights
 from .config import TrainConfig
-from .module import CITATIONS
+from .module import CITATIONS, TrainingObjective
 from .provenance import data_provenance, find_manifest
 
 logger = logging.getLogger(__name__)
@@ -51,6 +52,18 @@ def select_weights(run_dir: Path, which: str = "auto") -> tuple[dict, str, dict 
     return load_file(str(chosen)), "last checkpoint" + (" (EMA)" if ema.is_file() else ""), validation[-1]
 
 
+def _reestimate_batchnorm(model, config: TrainConfig) -> str:
+    """Re-estimate the batch-norm statistics of EMA weights (``optim.ema_bn_batches``); the card's note."""
+    count = config.optim.ema_bn_batches
+    if not (config.optim.ema_decay and count and batchnorm_layers(model)):
+        return ""
+    objective = TrainingObjective(config)
+    done = recompute_batchnorm_stats(model, training_inputs(config, count),
+                                     lambda network, batch: objective.forward(network, *batch))
+    logger.info("re-estimated the batch-norm statistics of the averaged weights on %d training batches", done)
+    return f", batch-norm statistics re-estimated on {done} training batches"
+
+
 def export(config: TrainConfig, run_dir: str | Path, out_dir: str | Path, *, extra_card: dict | None = None,
            weights: Literal["auto", "best", "last"] = "auto") -> Path:
     """Export a run's weights (see :func:`select_weights`) as a model directory with its card."""
@@ -60,6 +73,7 @@ def export(config: TrainConfig, run_dir: str | Path, out_dir: str | Path, *, ext
     arch = dict(config.model)
     model = build_model(arch.pop("name"), **arch)
     model.load_state_dict(state)
+    description += _reestimate_batchnorm(model, config)
     manifest = find_manifest(config.data.train + config.data.validation, config.data.manifest)
     card = {
         "name": config.name,
