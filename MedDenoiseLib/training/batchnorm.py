@@ -40,13 +40,14 @@ def recompute_batchnorm_stats(model: nn.Module, batches: Iterable, forward: Call
 
     ``forward(model, batch)`` runs one batch. Each layer's running mean and variance become the mean of
     the per-batch means and (unbiased) variances, as torch computes with ``momentum=None``. The layers'
-    momenta and the model's train/eval mode are restored. Returns the number of batches run (0, leaving
-    the model untouched, when it has no batch norm).
+    momenta and the model's train/eval mode are restored. Returns the number of batches run; when it is 0
+    (no batch norm, no batches, or a first batch that failed) the statistics are left as they were.
     """
     layers = batchnorm_layers(model)
     if not layers:
         return 0
     momenta, was_training = [m.momentum for m in layers], model.training
+    saved = [{k: v.clone() for k, v in m.state_dict().items()} for m in layers]
     for layer in layers:
         layer.reset_running_stats()
         layer.momentum = None
@@ -57,8 +58,10 @@ def recompute_batchnorm_stats(model: nn.Module, batches: Iterable, forward: Call
             forward(model, batch)
             count += 1
     finally:
-        for layer, momentum in zip(layers, momenta):
+        for layer, momentum, state in zip(layers, momenta, saved):
             layer.momentum = momentum
+            if count == 0:  # nothing seen (no batches, or the first failed): keep the old statistics
+                layer.load_state_dict(state)
         model.train(was_training)
     return count
 

@@ -16,7 +16,7 @@ from typing import Literal
 from safetensors.torch import load_file
 
 from .. import __version__
-from ..errors import WeightsError, rule_message
+from ..errors import ConfigError, MedDenoiseError, WeightsError, rule_message
 from ..models import build_model
 from ..models.card import save_model
 from .batchnorm import batchnorm_layers, recompute_batchnorm_stats, training_inputs
@@ -52,14 +52,25 @@ def select_weights(run_dir: Path, which: str = "auto") -> tuple[dict, str, dict 
     return load_file(str(chosen)), "last checkpoint" + (" (EMA)" if ema.is_file() else ""), validation[-1]
 
 
+def _holds_ema(run_dir: Path, description: str) -> bool:
+    """Whether the weights :func:`select_weights` chose are an EMA (``best/`` is the EMA when the run kept one)."""
+    kept_ema = (run_dir / "checkpoint" / "ema.safetensors").is_file()
+    return kept_ema and ("(EMA)" in description or description.startswith("best"))
+
+
 def _reestimate_batchnorm(model, config: TrainConfig) -> str:
     """Re-estimate the batch-norm statistics of EMA weights (``optim.ema_bn_batches``); the card's note."""
     count = config.optim.ema_bn_batches
-    if not (config.optim.ema_decay and count and batchnorm_layers(model)):
+    if not (count and batchnorm_layers(model)):
         return ""
     objective = TrainingObjective(config)
-    done = recompute_batchnorm_stats(model, training_inputs(config, count),
-                                     lambda network, batch: objective.forward(network, *batch))
+    try:
+        done = recompute_batchnorm_stats(model, training_inputs(config, count),
+                                         lambda network, batch: objective.forward(network, *batch))
+    except (OSError, MedDenoiseError) as error:
+        raise ConfigError(rule_message("optim.ema_bn_batches", "needs the run's training data (data.train) at export",
+                                       count, "Make data.train readable from here, or set "
+                                       f"optim.ema_bn_batches: 0 to keep the last step's statistics ({error})."))
     logger.info("re-estimated the batch-norm statistics of the averaged weights on %d training batches", done)
     return f", batch-norm statistics re-estimated on {done} training batches"
 
@@ -73,7 +84,8 @@ def export(config: TrainConfig, run_dir: str | Path, out_dir: str | Path, *, ext
     arch = dict(config.model)
     model = build_model(arch.pop("name"), **arch)
     model.load_state_dict(state)
-    description += _reestimate_batchnorm(model, config)
+    reestimated = _reestimate_batchnorm(model, config) if _holds_ema(run_dir, description) else ""
+    description += reestimated
     manifest = find_manifest(config.data.train + config.data.validation, config.data.manifest)
     card = {
         "name": config.name,
@@ -93,7 +105,8 @@ def export(config: TrainConfig, run_dir: str | Path, out_dir: str | Path, *, ext
             "wall_seconds": ckpt_state.get("wall_seconds"),
             "library_version": __version__,
         },
-        "metrics": {"validation": scores, "units": "normalised intensities, data_range 1; inner slices"},
+        "metrics": {"validation": scores, "units": "normalised intensities, data_range 1; inner slices"
+                    + ("; scored with the last step's batch-norm statistics, before re-estimation" if reestimated else "")},
         "data": {
             "manifest": str(manifest) if manifest else None,
             "train": data_provenance(config.data.train, manifest=manifest),

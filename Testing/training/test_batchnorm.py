@@ -7,9 +7,11 @@ import torch
 from safetensors.torch import load_file
 from torch import nn
 
+from MedDenoiseLib.errors import ConfigError
 from MedDenoiseLib.models.card import load_model
 from MedDenoiseLib.training import TrainConfig, export, train
 from MedDenoiseLib.training.batchnorm import batchnorm_layers, recompute_batchnorm_stats, training_inputs
+from MedDenoiseLib.training.module import TrainingObjective, build_network
 
 
 def _column(values) -> torch.Tensor:
@@ -25,6 +27,7 @@ class TestRecompute:
     def test_average_of_batch_statistics_by_hand(self):
         model = nn.Sequential(nn.BatchNorm3d(1, momentum=0.3)).eval()
         model[0].running_mean.fill_(100.0)
+        model[0].num_batches_tracked.fill_(1000)  # as after a long run: without a reset 100 would barely move
         # batch 1: mean 2, unbiased var 2; batch 2: mean 7, unbiased var 20 / 3
         count = recompute_batchnorm_stats(model, [_column([1, 3]), _column([4, 6, 8, 10])], _run)
         assert count == 2
@@ -36,6 +39,12 @@ class TestRecompute:
         model = nn.Sequential(nn.BatchNorm3d(1)).train()
         recompute_batchnorm_stats(model, [_column([1, 2])], _run)
         assert model.training and model[0].momentum == 0.1
+
+    def test_no_batches_keep_the_old_statistics(self):
+        model = nn.Sequential(nn.BatchNorm3d(1))
+        model[0].running_mean.fill_(3.0)
+        assert recompute_batchnorm_stats(model, [], _run) == 0
+        assert model[0].running_mean.item() == 3.0
 
     def test_network_without_batchnorm_is_untouched(self):
         model = nn.Conv3d(1, 1, 1)
@@ -49,9 +58,10 @@ class TestRecompute:
         def broken(network, batch):
             raise RuntimeError("boom")
 
+        model[0].running_var.fill_(7.0)
         with pytest.raises(RuntimeError, match="boom"):
             recompute_batchnorm_stats(model, [_column([1, 2])], broken)
-        assert model[0].momentum == 0.2 and not model.training
+        assert model[0].momentum == 0.2 and not model.training and model[0].running_var.item() == 7.0
 
 
 def _ema_config(train_files, **optim) -> TrainConfig:
@@ -78,6 +88,29 @@ class TestExport:
         assert all(torch.equal(exported[k], again[k]) for k in exported)
         weights = [k for k in ema if k.endswith("weight")]
         assert all(torch.equal(exported[k], ema[k]) for k in weights)  # only the statistics change
+        by_hand = build_network(config, load_init=False)
+        by_hand.load_state_dict(ema)
+        objective = TrainingObjective(config)
+        recompute_batchnorm_stats(by_hand, training_inputs(config, 3), lambda n, b: objective.forward(n, *b))
+        assert all(torch.allclose(exported[k], by_hand.state_dict()[k]) for k in means)
+        assert "before re-estimation" in first.card["metrics"]["units"]
+
+    def test_last_step_weights_are_not_reestimated(self, tmp_path, patients):
+        config = _ema_config(patients[0], ema_bn_batches=3)
+        ckpt = train(config, tmp_path / "run")
+        (ckpt / "ema.safetensors").unlink()  # a run that kept no average: export takes the last weights
+        model = load_model(export(config, tmp_path / "run", tmp_path / "m"))
+        last = load_file(str(ckpt / "model.safetensors"))
+        assert "re-estimated" not in model.card["training"]["weights"]
+        assert all(torch.equal(model.network.state_dict()[k], last[k]) for k in last)
+
+    def test_missing_training_data_names_the_option(self, tmp_path, patients):
+        config = _ema_config(patients[0], ema_bn_batches=3)
+        train(config, tmp_path / "run")
+        moved = config.model_copy(update={"data": config.data.model_copy(update={"train": [str(tmp_path / "gone.nii.gz")]})})
+        with pytest.raises(ConfigError, match="ema_bn_batches.*set optim.ema_bn_batches: 0"):
+            export(moved, tmp_path / "run", tmp_path / "m")
+        assert not (tmp_path / "m").exists()
 
     def test_zero_batches_exports_the_saved_statistics(self, tmp_path, patients):
         config = _ema_config(patients[0], ema_bn_batches=0)
