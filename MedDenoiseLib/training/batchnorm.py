@@ -11,7 +11,6 @@ reset and replaced by the plain average over the given batches, in train mode, w
 
 from __future__ import annotations
 
-import logging
 from typing import Callable, Iterable, Iterator
 
 import torch
@@ -21,9 +20,7 @@ from .config import TrainConfig
 from .data import PatchSampler
 from .module import TrainingObjective
 
-logger = logging.getLogger(__name__)
-
-__all__ = ["batchnorm_layers", "recompute_batchnorm_stats", "training_inputs"]
+__all__ = ["batchnorm_layers", "recompute_batchnorm_stats", "recompute_on_training_data", "training_inputs"]
 
 _STREAM = 0xB4  # seeds the batch generator apart from the training run's own
 
@@ -66,7 +63,8 @@ def recompute_batchnorm_stats(model: nn.Module, batches: Iterable, forward: Call
     return count
 
 
-def training_inputs(config: TrainConfig, count: int) -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]:
+def training_inputs(config: TrainConfig, count: int, objective: TrainingObjective | None = None
+                    ) -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]:
     """``count`` (inputs, noise level) batches drawn as training draws them, from a generator of their own.
 
     The patches come from ``config.data`` with noise refreshes numbered after the run's last, every
@@ -74,7 +72,7 @@ def training_inputs(config: TrainConfig, count: int) -> Iterator[tuple[torch.Ten
     for every call with the same config.
     """
     generator = torch.Generator().manual_seed((config.seed * 1_000_033 + _STREAM) % 2**63)
-    sampler, objective = PatchSampler(config, generator), TrainingObjective(config)
+    sampler, objective = PatchSampler(config, generator), objective or TrainingObjective(config)
     first_refresh = config.optim.steps // config.data.refresh_every + 1
     for index in range(count):
         if index % config.data.refresh_every == 0:
@@ -82,3 +80,10 @@ def training_inputs(config: TrainConfig, count: int) -> Iterator[tuple[torch.Ten
         noisy, clean, noise_level = sampler.batch(index)
         batch = objective.prepare(noisy, clean, generator, noise_level)
         yield batch.inputs, batch.noise_level
+
+
+def recompute_on_training_data(model: nn.Module, config: TrainConfig, count: int) -> int:
+    """:func:`recompute_batchnorm_stats` over :func:`training_inputs`, each batch run as training runs it."""
+    objective = TrainingObjective(config)
+    return recompute_batchnorm_stats(model, training_inputs(config, count, objective),
+                                     lambda network, batch: objective.forward(network, *batch))

@@ -19,10 +19,10 @@ from .. import __version__
 from ..errors import ConfigError, MedDenoiseError, WeightsError, rule_message
 from ..models import build_model
 from ..models.card import save_model
-from .batchnorm import batchnorm_layers, recompute_batchnorm_stats, training_inputs
+from .batchnorm import batchnorm_layers, recompute_on_training_data
 from .checkpoint import load_weights
 from .config import TrainConfig
-from .module import CITATIONS, TrainingObjective
+from .module import CITATIONS
 from .provenance import data_provenance, find_manifest
 
 logger = logging.getLogger(__name__)
@@ -52,21 +52,18 @@ def select_weights(run_dir: Path, which: str = "auto") -> tuple[dict, str, dict 
     return load_file(str(chosen)), "last checkpoint" + (" (EMA)" if ema.is_file() else ""), validation[-1]
 
 
-def _holds_ema(run_dir: Path, description: str) -> bool:
-    """Whether the weights :func:`select_weights` chose are an EMA (``best/`` is the EMA when the run kept one)."""
-    kept_ema = (run_dir / "checkpoint" / "ema.safetensors").is_file()
-    return kept_ema and ("(EMA)" in description or description.startswith("best"))
+def _reestimate_batchnorm(model, config: TrainConfig, run_dir: Path) -> str:
+    """Re-estimate the batch-norm statistics of EMA weights (``optim.ema_bn_batches``); the card's note.
 
-
-def _reestimate_batchnorm(model, config: TrainConfig) -> str:
-    """Re-estimate the batch-norm statistics of EMA weights (``optim.ema_bn_batches``); the card's note."""
+    The weights :func:`select_weights` chose are the EMA whenever the run kept one: ``best/`` holds it, and
+    ``last`` takes ``ema.safetensors``.
+    """
     count = config.optim.ema_bn_batches
-    if not (count and batchnorm_layers(model)):
+    kept_ema = (run_dir / "checkpoint" / "ema.safetensors").is_file()
+    if not (kept_ema and count and batchnorm_layers(model)):
         return ""
-    objective = TrainingObjective(config)
     try:
-        done = recompute_batchnorm_stats(model, training_inputs(config, count),
-                                         lambda network, batch: objective.forward(network, *batch))
+        done = recompute_on_training_data(model, config, count)
     except (OSError, MedDenoiseError) as error:
         raise ConfigError(rule_message("optim.ema_bn_batches", "needs the run's training data (data.train) at export",
                                        count, "Make data.train readable from here, or set "
@@ -84,7 +81,7 @@ def export(config: TrainConfig, run_dir: str | Path, out_dir: str | Path, *, ext
     arch = dict(config.model)
     model = build_model(arch.pop("name"), **arch)
     model.load_state_dict(state)
-    reestimated = _reestimate_batchnorm(model, config) if _holds_ema(run_dir, description) else ""
+    reestimated = _reestimate_batchnorm(model, config, run_dir)
     description += reestimated
     manifest = find_manifest(config.data.train + config.data.validation, config.data.manifest)
     card = {
