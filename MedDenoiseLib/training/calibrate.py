@@ -32,30 +32,34 @@ from ..pipeline import InferenceOptions, denoise_volume
 from ..uncertainty_calibration import (CARD_KEY, EDGE_WIDTHS, coverage, edge_strength, fit_edge_width,
                                        fit_std_terms, summarise)
 from ..volume import Volume
-from .data import shift_to_nonnegative
+from .data import map_intensities
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["calibrate_model", "crop_cases", "trained_shifted"]
+__all__ = ["calibrate_model", "crop_cases", "trained_intensity_map"]
 
 
-def crop_cases(data: Sequence[str], crop: tuple[int, int, int],
-               shift: bool = False) -> list[tuple[str, np.ndarray, object]]:
-    """``(entry, clean foreground crop, geometry)`` per training image (region entries allowed); with ``shift``,
-    images with negative values are shifted as training shifted them (``data.shift_to_nonnegative``)."""
+def crop_cases(data: Sequence[str], crop: tuple[int, int, int], shift: bool = False,
+               rescale: tuple[float, float] | None = None) -> list[tuple[str, np.ndarray, object]]:
+    """``(entry, clean foreground crop, geometry)`` per training image (region entries allowed), its intensities
+    mapped as training mapped them (``shift``: ``data.shift_to_nonnegative``; ``rescale``: ``data.rescale_to``)."""
     cases = []
     for entry in data:
         volume = read_region(entry)
-        clean = shift_to_nonnegative(entry, as_float(volume)) if shift else as_float(volume)
+        clean = map_intensities(entry, as_float(volume), shift=shift, rescale=rescale)
         slices = foreground_crop(clean, crop)
         cases.append((entry, np.ascontiguousarray(clean[slices]), volume.geometry))
     return cases
 
 
-def trained_shifted(card: dict) -> bool:
-    """Whether the card's training config shifted negative images up (``data.shift_to_nonnegative``)."""
+def trained_intensity_map(card: dict) -> dict:
+    """How the card's training config mapped its images' intensities: ``crop_cases`` keywords ``shift``
+    (``data.shift_to_nonnegative``) and ``rescale`` (``data.rescale_to``)."""
     config = (card.get("training") or {}).get("config") or {}
-    return bool((config.get("data") or {}).get("shift_to_nonnegative", False))
+    data = config.get("data") or {}
+    rescale = data.get("rescale_to")
+    return {"shift": bool(data.get("shift_to_nonnegative", False)),
+            "rescale": tuple(rescale) if rescale is not None else None}
 
 
 def _sources(card: dict) -> list[str]:
@@ -77,7 +81,7 @@ def calibrate_model(model_dir: str | Path, *, levels: Sequence[float], data: Seq
     loaded = load_model(directory, device="cpu")
     single_network(loaded.network, loaded.name, "model")
     raw_model = dataclasses.replace(loaded, card={k: v for k, v in loaded.card.items() if k != CARD_KEY})
-    cases = crop_cases(data, crop, shift=trained_shifted(card))
+    cases = crop_cases(data, crop, **trained_intensity_map(card))
     views: set[str] = set()
     samples = _errors_and_spreads(raw_model, modality, cases, levels, tta_counts, seed, device, progress, views, edge)
     fitted: dict[str, dict[str, dict[str, float]]] = {"scales": {}, "floors": {}, "edges": {}, "edge_widths": {}}

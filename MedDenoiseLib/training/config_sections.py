@@ -84,7 +84,25 @@ class DataConfig(_Strict):
     (e.g. CT in HU as extra anatomy for an MR model: Rician noise needs non-negative magnitudes). Off,
     MR, ultrasound and X-ray training refuse such volumes; CT training refuses the option. ``meddenoise
     calibrate`` applies the same shift to the training images a card lists."""
+    rescale_to: Optional[tuple[float, float]] = None
+    """Map each training volume whose values leave this range linearly onto it: its minimum to the low end, its
+    99.5th percentile to the high end, brighter voxels clipped. For ultrasound speckle, which acts on a
+    log-compressed B-mode display range (``[0, 255]``), this lets MR, CT or radiographs serve as extra anatomy.
+    Volumes already inside the range are used as read. Exclusive with ``shift_to_nonnegative``; ``meddenoise
+    calibrate`` applies the same map to the training images a card lists."""
     augment: AugmentConfig = AugmentConfig()
+
+    @model_validator(mode="after")
+    def _one_intensity_map(self) -> "DataConfig":
+        _ordered("data.rescale_to", self.rescale_to, "Swap the two values.")
+        if self.rescale_to is not None and self.rescale_to[0] == self.rescale_to[1]:
+            raise ValueError(rule_message("data.rescale_to", "must span a range (low < high)", self.rescale_to,
+                                          "Use e.g. [0, 255] for ultrasound B-mode values."))
+        if self.rescale_to is not None and self.shift_to_nonnegative:
+            raise ValueError(rule_message("data.rescale_to", "cannot be combined with data.shift_to_nonnegative "
+                                          "(both map the training intensities)", self.rescale_to,
+                                          "Keep one: rescale_to already maps negative values into its range."))
+        return self
 
     @model_validator(mode="after")
     def _positive_patch(self) -> "DataConfig":

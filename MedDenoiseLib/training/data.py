@@ -141,6 +141,38 @@ def shift_to_nonnegative(path: str, image):
     return image - lowest
 
 
+RESCALE_UPPER_PERCENTILE = 99.5
+
+
+def rescale_to_range(path: str, image, bounds: tuple[float, float]):
+    """``image`` mapped linearly onto ``bounds`` (``data.rescale_to``): its minimum to the low end, its 99.5th
+    percentile to the high end, brighter voxels clipped; ``image`` itself when already inside (a tensor or an
+    array)."""
+    low, high = float(bounds[0]), float(bounds[1])
+    lowest, top = float(image.min()), float(image.max())
+    if lowest >= low and top <= high:
+        return image
+    values = image.numpy() if isinstance(image, torch.Tensor) else np.asarray(image)
+    upper = float(np.percentile(values, RESCALE_UPPER_PERCENTILE))
+    if upper <= lowest:
+        raise ConfigError(rule_message(f"data.train entry {path!r}", "must not be flat to be rescaled "
+                                       "(data.rescale_to)", f"minimum {lowest:.6g}, 99.5th percentile {upper:.6g}",
+                                       "Remove it from data.train."))
+    scaled = (image - lowest) * ((high - low) / (upper - lowest)) + low
+    logger.info("data.rescale_to: %s mapped from [%.6g, %.6g] (minimum, 99.5th percentile) onto [%g, %g]",
+                path, lowest, upper, low, high)
+    return scaled.clamp(low, high) if isinstance(scaled, torch.Tensor) else np.clip(scaled, low, high)
+
+
+def map_intensities(path: str, image, *, shift: bool = False, rescale: Optional[tuple[float, float]] = None):
+    """A training reference as training reads it: ``data.shift_to_nonnegative`` or ``data.rescale_to``."""
+    if shift:
+        return shift_to_nonnegative(path, image)
+    if rescale is not None:
+        return rescale_to_range(path, image, rescale)
+    return image
+
+
 class PatchSampler:
     """Draws (noisy, clean) batches of shape (B, 1, D, H, W) with an explicit generator."""
 
@@ -148,9 +180,10 @@ class PatchSampler:
         self.config, self.generator = config, generator
         volumes = [read_region(p) for p in config.data.train]
         self.clean = [torch.from_numpy(as_float(v)) for v in volumes]
-        if config.data.shift_to_nonnegative:
-            self.clean = [shift_to_nonnegative(path, image) for path, image in zip(config.data.train, self.clean)]
-        elif config.noise.level_range is not None and config.noise.modality in MAGNITUDE_MODALITIES:
+        self.clean = [map_intensities(path, image, shift=config.data.shift_to_nonnegative,
+                                      rescale=config.data.rescale_to)
+                      for path, image in zip(config.data.train, self.clean)]
+        if config.noise.level_range is not None and config.noise.modality in MAGNITUDE_MODALITIES:
             _check_magnitudes(config, self.clean)
         self.isotropic = [isotropic_in_plane(v.geometry.spacing) for v in volumes]
         self.simulate = config.noise.level_range is not None

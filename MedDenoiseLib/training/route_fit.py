@@ -27,7 +27,7 @@ from ..noise import simulate_noise
 from ..normalization import fit_normalization
 from ..pipeline import InferenceOptions, denoise_volume
 from ..volume import Volume
-from .calibrate import crop_cases, trained_shifted
+from .calibrate import crop_cases, trained_intensity_map
 
 logger = logging.getLogger(__name__)
 
@@ -94,7 +94,7 @@ def build_routed_model(out_dir: str | Path, *, members: Sequence[str], name: str
     if not data or not levels:
         raise ConfigError(rule_message("route data / levels", "must be non-empty", (data, list(levels)),
                                        "Pass --data (training images with a clean reference) and --levels."))
-    points = _points(loaded, modality, crop_cases(data, crop, shift=trained_shifted(loaded[0].card)), levels, seed)
+    points = _points(loaded, modality, crop_cases(data, crop, **trained_intensity_map(loaded[0].card)), levels, seed)
     threshold = best_threshold([p["noise_estimate"] for p in points], [p["errors"][0] for p in points],
                                [p["errors"][1] for p in points])
     if not math.isfinite(threshold):
