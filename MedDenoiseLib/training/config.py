@@ -90,6 +90,22 @@ class TrainConfig(_Strict):
         return self
 
     @model_validator(mode="after")
+    def _rescale_fits_the_noise(self) -> "TrainConfig":
+        bounds, modality = self.data.rescale_to, self.noise.modality
+        if bounds is None:
+            return self
+        if modality == "ct":
+            raise ValueError(rule_message("data.rescale_to", "must not be set for ct noise (the CT noise model reads "
+                                          "HU)", bounds, "Remove it; CT volumes in HU need no map."))
+        if bounds[0] < 0.0:
+            raise ValueError(rule_message("data.rescale_to", f"must start at 0 or above for {modality} noise "
+                                          "(it needs non-negative values)", bounds, "Use e.g. [0, 255]."))
+        if modality == "us" and bounds[1] > 255.0:
+            raise ValueError(rule_message("data.rescale_to", "must end at 255 or below for us noise (speckle acts "
+                                          "on B-mode display values in [0, 255])", bounds, "Use [0, 255]."))
+        return self
+
+    @model_validator(mode="after")
     def _shift_is_for_magnitudes(self) -> "TrainConfig":
         if self.data.shift_to_nonnegative and self.noise.modality == "ct":
             raise ValueError(rule_message("data.shift_to_nonnegative", "must be false for ct noise (the CT noise "

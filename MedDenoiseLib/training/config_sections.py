@@ -7,6 +7,7 @@ keep validating and resumed runs keep drawing the same random numbers.
 
 from __future__ import annotations
 
+import math
 from typing import Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -82,18 +83,24 @@ class DataConfig(_Strict):
     shift_to_nonnegative: bool = False
     """Shift each training volume whose minimum is below 0 up by that minimum, so it reads as a magnitude
     (e.g. CT in HU as extra anatomy for an MR model: Rician noise needs non-negative magnitudes). Off,
-    MR, ultrasound and X-ray training refuse such volumes; CT training refuses the option. ``meddenoise
-    calibrate`` applies the same shift to the training images a card lists."""
+    MR, ultrasound and X-ray training refuse such volumes; CT training refuses the option. Ultrasound needs
+    values in [0, 255]: use ``rescale_to`` there. Validation volumes are shifted alike; ``meddenoise calibrate``
+    applies the same shift to the training images a card lists."""
     rescale_to: Optional[tuple[float, float]] = None
     """Map each training volume whose values leave this range linearly onto it: its minimum to the low end, its
     99.5th percentile to the high end, brighter voxels clipped. For ultrasound speckle, which acts on a
     log-compressed B-mode display range (``[0, 255]``), this lets MR, CT or radiographs serve as extra anatomy.
-    Volumes already inside the range are used as read. Exclusive with ``shift_to_nonnegative``; ``meddenoise
-    calibrate`` applies the same map to the training images a card lists."""
+    Volumes already inside the range are used as read (one voxel outside, and the whole volume is stretched);
+    validation volumes are mapped alike. Not for CT noise (it reads HU); a non-negative low end for MR, ultrasound
+    and X-ray noise, at most 255 at the top for ultrasound. Exclusive with ``shift_to_nonnegative``; ``meddenoise
+    calibrate`` and ``meddenoise route`` apply the same map to the training images they read."""
     augment: AugmentConfig = AugmentConfig()
 
     @model_validator(mode="after")
     def _one_intensity_map(self) -> "DataConfig":
+        if self.rescale_to is not None and not all(math.isfinite(v) for v in self.rescale_to):
+            raise ValueError(rule_message("data.rescale_to", "must be two finite numbers", self.rescale_to,
+                                          "Use e.g. [0, 255] for ultrasound B-mode values."))
         _ordered("data.rescale_to", self.rescale_to, "Swap the two values.")
         if self.rescale_to is not None and self.rescale_to[0] == self.rescale_to[1]:
             raise ValueError(rule_message("data.rescale_to", "must span a range (low < high)", self.rescale_to,

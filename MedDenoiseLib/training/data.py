@@ -122,13 +122,27 @@ MAGNITUDE_MODALITIES = ("mr", "us", "xr")
 """Noise models that need non-negative images: Rician magnitudes, speckled intensities, Poisson counts."""
 
 
+US_DISPLAY_RANGE = (0.0, 255.0)
+"""B-mode display values ultrasound speckle acts on (``MedDenoiseLib.noise.speckle``)."""
+
+
 def _check_magnitudes(config: TrainConfig, images: list[torch.Tensor]) -> None:
+    """Refuse, before any noise is drawn, training images the modality's noise model cannot take."""
+    modality = config.noise.modality
+    low, high = US_DISPLAY_RANGE if modality == "us" else (0.0, float("inf"))
     for path, image in zip(config.data.train, images):
-        if float(image.min()) < 0.0:
-            raise ConfigError(rule_message(
-                f"data.train entry {path!r}", f"must be non-negative for {config.noise.modality} noise",
-                f"minimum {float(image.min()):.6g}",
-                "Set data.shift_to_nonnegative: true to use it as anatomy (e.g. CT in HU), or remove it."))
+        lowest, top = float(image.min()), float(image.max())
+        if lowest >= low and top <= high:
+            continue
+        if modality == "us":
+            rule, fix = ("must lie in [0, 255] (B-mode display values) for us noise",
+                         "Set data.rescale_to: [0, 255] to use it as anatomy, or remove it.")
+        else:
+            rule, fix = (f"must be non-negative for {modality} noise",
+                         "Set data.shift_to_nonnegative: true (or data.rescale_to) to use it as anatomy (e.g. CT in "
+                         "HU), or remove it.")
+        raise ConfigError(rule_message(f"data.train entry {path!r}", rule,
+                                       f"minimum {lowest:.6g}, maximum {top:.6g}", fix))
 
 
 def shift_to_nonnegative(path: str, image):
@@ -145,23 +159,30 @@ RESCALE_UPPER_PERCENTILE = 99.5
 
 
 def rescale_to_range(path: str, image, bounds: tuple[float, float]):
-    """``image`` mapped linearly onto ``bounds`` (``data.rescale_to``): its minimum to the low end, its 99.5th
-    percentile to the high end, brighter voxels clipped; ``image`` itself when already inside (a tensor or an
-    array)."""
+    """``image`` mapped linearly onto ``bounds`` (``data.rescale_to``) as float32: its minimum to the low end, its
+    99.5th percentile to the high end, brighter voxels clipped; ``image`` itself when already inside (a tensor or
+    an array). Non-finite values are refused."""
     low, high = float(bounds[0]), float(bounds[1])
-    lowest, top = float(image.min()), float(image.max())
+    values = image.numpy() if isinstance(image, torch.Tensor) else np.asarray(image)
+    if not np.isfinite(values).all():
+        raise ConfigError(rule_message(f"training image {path!r}", "must be finite to be rescaled (data.rescale_to)",
+                                       f"{int((~np.isfinite(values)).sum())} NaN/Inf voxels",
+                                       "Replace them (e.g. by the background value) or drop the image."))
+    lowest, top = float(values.min()), float(values.max())
     if lowest >= low and top <= high:
         return image
-    values = image.numpy() if isinstance(image, torch.Tensor) else np.asarray(image)
     upper = float(np.percentile(values, RESCALE_UPPER_PERCENTILE))
     if upper <= lowest:
-        raise ConfigError(rule_message(f"data.train entry {path!r}", "must not be flat to be rescaled "
-                                       "(data.rescale_to)", f"minimum {lowest:.6g}, 99.5th percentile {upper:.6g}",
-                                       "Remove it from data.train."))
-    scaled = (image - lowest) * ((high - low) / (upper - lowest)) + low
+        raise ConfigError(rule_message(f"training image {path!r}", "must have its 99.5th percentile above its "
+                                       "minimum to be rescaled (data.rescale_to)",
+                                       f"minimum {lowest:.6g}, 99.5th percentile {upper:.6g}",
+                                       "Drop it from the training images (data.train, or --data)."))
     logger.info("data.rescale_to: %s mapped from [%.6g, %.6g] (minimum, 99.5th percentile) onto [%g, %g]",
                 path, lowest, upper, low, high)
-    return scaled.clamp(low, high) if isinstance(scaled, torch.Tensor) else np.clip(scaled, low, high)
+    scale = (high - low) / (upper - lowest)
+    if isinstance(image, torch.Tensor):
+        return ((image.float() - lowest) * scale + low).clamp(low, high)
+    return np.clip((values.astype(np.float32) - lowest) * scale + low, low, high).astype(np.float32)
 
 
 def map_intensities(path: str, image, *, shift: bool = False, rescale: Optional[tuple[float, float]] = None):

@@ -90,11 +90,16 @@ def build_routed_model(out_dir: str | Path, *, members: Sequence[str], name: str
     if any(model.card.get("modality") != modality for model in loaded):
         raise ConfigError(rule_message("members", "must share one modality",
                                        [model.card.get("modality") for model in loaded], "Route within a modality."))
+    maps = [trained_intensity_map(model.card) for model in loaded]
+    if maps[0] != maps[1]:
+        raise ConfigError(rule_message("members", "must have read their training images alike (data."
+                                       "shift_to_nonnegative, data.rescale_to)", maps,
+                                       "Route between members trained with the same intensity map."))
     data = list(data) if data else training_files(loaded[0].card)
     if not data or not levels:
         raise ConfigError(rule_message("route data / levels", "must be non-empty", (data, list(levels)),
                                        "Pass --data (training images with a clean reference) and --levels."))
-    points = _points(loaded, modality, crop_cases(data, crop, **trained_intensity_map(loaded[0].card)), levels, seed)
+    points = _points(loaded, modality, crop_cases(data, crop, **maps[0]), levels, seed)
     threshold = best_threshold([p["noise_estimate"] for p in points], [p["errors"][0] for p in points],
                                [p["errors"][1] for p in points])
     if not math.isfinite(threshold):

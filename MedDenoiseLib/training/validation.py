@@ -23,7 +23,7 @@ from ..metrics import psnr, ssim
 from ..noise import random_modality_noise
 from ..normalization import fit_normalization
 from .config import TrainConfig
-from .data import conditions_on_noise_level, draw_centre, foreground_indices, patch_window
+from .data import conditions_on_noise_level, draw_centre, foreground_indices, map_intensities, patch_window
 
 logger = logging.getLogger(__name__)
 
@@ -48,7 +48,8 @@ class ValidationSet:
         conditioned = conditions_on_noise_level(config)
         noisy_patches, clean_patches, estimates = [], [], []
         for v, path in enumerate(config.data.validation):
-            clean = torch.from_numpy(as_float(read_region(path)))
+            clean = map_intensities(path, torch.from_numpy(as_float(read_region(path))),
+                                    shift=config.data.shift_to_nonnegative, rescale=config.data.rescale_to)
             for k, level in enumerate(self.levels):
                 generator = torch.Generator().manual_seed(config.validation.seed * 1_000_003 + 1009 * v + k)
                 noise = random_modality_noise(config.noise.modality, level_range=(level, level),

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from MedDenoiseLib.errors import ConfigError
-from MedDenoiseLib.io import write_volume
+from MedDenoiseLib.io import read_volume, write_volume
 from MedDenoiseLib.models.card import load_model, save_model
 from MedDenoiseLib.models.routing import RoutedNetwork
 from MedDenoiseLib.testing import tiny_model
@@ -75,3 +75,29 @@ def test_cli_route(routed_dir, capsys):
                  "12", "--data", str(image), "--crop", "4", "32", "32"])
     assert code == 0
     assert json.loads(capsys.readouterr().out)["members"][1] == {"path": "heavy"}
+
+
+def test_build_refuses_members_that_read_their_training_images_differently(routed_dir):
+    root, image = routed_dir
+    card_path = root / "heavy" / "card.json"
+    card = json.loads(card_path.read_text())
+    card["training"] = {"config": {"data": {"rescale_to": [0.0, 255.0]}}}
+    card_path.write_text(json.dumps(card))
+    with pytest.raises(ConfigError, match=r"members must have read their training images alike.*rescale_to.*"
+                                          r"Route between members trained with the same intensity map"):
+        build_routed_model(root, members=["light", "heavy"], name="r", levels=[2.0], data=[str(image)])
+
+
+def test_build_maps_the_images_as_the_members_were_trained(routed_dir, tmp_path):
+    """Members trained on rescaled images are scored on the image rescaled the same way (HU would fail Rician)."""
+    root, image = routed_dir
+    for member in ("light", "heavy"):
+        card_path = root / member / "card.json"
+        card = json.loads(card_path.read_text())
+        card["training"] = {"config": {"data": {"rescale_to": [0.0, 255.0]}}}
+        card_path.write_text(json.dumps(card))
+    hu = tmp_path / "hu.nrrd"
+    write_volume(Volume(read_volume(image).array - 1000.0), hu)
+    card = build_routed_model(root, members=["light", "heavy"], name="routed", levels=[2.0, 12.0], data=[str(hu)],
+                              crop=(4, 32, 32))
+    assert [p["level"] for p in card["route_fit"]["points"]] == [2.0, 12.0]
