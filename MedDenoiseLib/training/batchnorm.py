@@ -32,7 +32,8 @@ def batchnorm_layers(model: nn.Module) -> list[nn.modules.batchnorm._BatchNorm]:
 
 
 @torch.no_grad()
-def recompute_batchnorm_stats(model: nn.Module, batches: Iterable, forward: Callable[[nn.Module, object], object]) -> int:
+def recompute_batchnorm_stats(model: nn.Module, batches: Iterable,
+                              forward: Callable[[nn.Module, object], object]) -> int:
     """Replace the running statistics of every batch-norm layer by their average over ``batches``.
 
     ``forward(model, batch)`` runs one batch. Each layer's running mean and variance become the mean of

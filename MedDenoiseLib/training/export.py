@@ -103,7 +103,8 @@ def export(config: TrainConfig, run_dir: str | Path, out_dir: str | Path, *, ext
             "library_version": __version__,
         },
         "metrics": {"validation": scores, "units": "normalised intensities, data_range 1; inner slices"
-                    + ("; scored with the last step's batch-norm statistics, before re-estimation" if reestimated else "")},
+                    + ("; scored with the last step's batch-norm statistics, before re-estimation"
+                       if reestimated else "")},
         "data": {
             "manifest": str(manifest) if manifest else None,
             "train": data_provenance(config.data.train, manifest=manifest),
