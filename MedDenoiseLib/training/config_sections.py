@@ -12,7 +12,8 @@ from typing import Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from ..errors import rule_message
+from ..errors import ConfigError, rule_message
+from ..noise import random_modality_noise
 
 Modality = Literal["ct", "mr", "us", "xr"]
 Algorithm = Literal["supervised", "n2v", "n2s"]
@@ -136,11 +137,31 @@ class NoiseConfig(_Strict):
     estimate_jitter: float = Field(default=0.1, ge=0.0, le=1.0)
     """Models with ``model.noise_map``: each sample's estimated noise level is multiplied by exp(jitter * N(0, 1)),
     so the model tolerates the estimator's error on a user's scan (0 conditions on the estimate as is)."""
+    options: dict[str, float] = Field(default_factory=dict)
+    """Fixed parameters of the modality's noise model for training and validation noise (the reference noise too),
+    e.g. ``{photons_at_max: 1.0e5}`` for X-ray: ten times the quanta of the default detector, so a dose fraction
+    means ten times less quantum variance. Calibration and evaluation levels keep the default detector."""
 
     @model_validator(mode="after")
     def _range_ordered(self) -> "NoiseConfig":
         _ordered("noise.level_range", self.level_range, "Swap the two values.")
         _ordered("noise.reference_level_range", self.reference_level_range, "Swap the two values.")
+        return self
+
+    @model_validator(mode="after")
+    def _options_fit_the_noise_model(self) -> "NoiseConfig":
+        if not self.options:
+            return self
+        try:
+            random_modality_noise(self.modality, level_range=self.level_range, fast=self.fast, **self.options)
+        except TypeError as error:
+            raise ValueError(rule_message("noise.options", f"must name parameters of the {self.modality} noise "
+                                          f"model ({error})", dict(self.options),
+                                          "Use its keyword arguments, e.g. photons_at_max for xr, n_coils for mr "
+                                          "(MedDenoiseLib.noise.modality).")) from error
+        except ConfigError as error:
+            raise ValueError(rule_message("noise.options", f"must be valid for the {self.modality} noise model "
+                                          f"({error})", dict(self.options), "Fix the value the message names."))
         return self
 
 

@@ -103,14 +103,19 @@ def _check_no_repeats(path: str, shape: tuple[int, int, int], config: TrainConfi
                                        "Use a smaller patch (depth 1 with loss_margin 0 for single slices)."))
 
 
+def training_noise(config: TrainConfig, level_range: tuple[float, float]):
+    """The run's noise sampler over ``level_range``: its modality, ``noise.fast`` and ``noise.options``."""
+    return random_modality_noise(config.noise.modality, level_range=level_range, fast=config.noise.fast,
+                                 **config.noise.options)
+
+
 def _reference_noise(config: TrainConfig):
     """The sampler of the references' own noise (``noise.reference_level_range``), or None."""
     reference_range = config.noise.reference_level_range
     if reference_range is None:
         return None
     try:
-        return random_modality_noise(config.noise.modality, level_range=tuple(reference_range),
-                                     fast=config.noise.fast)
+        return training_noise(config, tuple(reference_range))
     except ConfigError as error:
         raise ConfigError(rule_message("noise.reference_level_range", f"must be a valid {config.noise.modality} "
                                        f"noise range ({error})", tuple(reference_range),
@@ -208,8 +213,7 @@ class PatchSampler:
             _check_magnitudes(config, self.clean)
         self.isotropic = [isotropic_in_plane(v.geometry.spacing) for v in volumes]
         self.simulate = config.noise.level_range is not None
-        self.noise = random_modality_noise(config.noise.modality, level_range=tuple(config.noise.level_range),
-                                           fast=config.noise.fast) if self.simulate else None
+        self.noise = training_noise(config, tuple(config.noise.level_range)) if self.simulate else None
         self.reference_noise = _reference_noise(config)
         self.conditioned = conditions_on_noise_level(config)
         self.pairs: list[NoisyPair] = []

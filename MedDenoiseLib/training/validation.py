@@ -20,10 +20,10 @@ import torch
 from ..inference.noise_level import conditioning_noise_sigma
 from ..io import as_float, read_region
 from ..metrics import psnr, ssim
-from ..noise import random_modality_noise
 from ..normalization import fit_normalization
 from .config import TrainConfig
-from .data import conditions_on_noise_level, draw_centre, foreground_indices, map_intensities, patch_window
+from .data import (conditions_on_noise_level, draw_centre, foreground_indices, map_intensities, patch_window,
+                   training_noise)
 
 logger = logging.getLogger(__name__)
 
@@ -52,8 +52,7 @@ class ValidationSet:
                                     shift=config.data.shift_to_nonnegative, rescale=config.data.rescale_to)
             for k, level in enumerate(self.levels):
                 generator = torch.Generator().manual_seed(config.validation.seed * 1_000_003 + 1009 * v + k)
-                noise = random_modality_noise(config.noise.modality, level_range=(level, level),
-                                              fast=config.noise.fast)
+                noise = training_noise(config, (level, level))
                 noisy, _ = noise(clean, generator=generator)
                 norm = fit_normalization(noisy.numpy(), config.noise.modality)
                 noisy_n = torch.from_numpy(norm.forward(noisy.numpy()))
