@@ -14,6 +14,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from ..errors import rule_message
+
 __all__ = ["EvaluationConfig", "load_evaluation_config", "parse_size_xyz"]
 
 Modality = Literal["ct", "mr", "us", "xr"]
@@ -61,6 +63,11 @@ class EvaluationConfig(_Strict):
     """Noise std given to baselines: blind wavelet estimate, or std(noisy - clean) (upper bound)."""
     fast_noise: bool = False
     """CT only: image-domain noise approximation instead of projection-domain simulation."""
+    detector_bits: int | None = Field(default=None, ge=8, le=16)
+    """X-ray only: clip each noisy image to the range of a ``detector_bits``-bit detector, [0, 2**bits - 1], as a
+    real detector saturates. Without it a simulated image can exceed its reference's bit depth, which a real
+    scan cannot, and the X-ray normalisation (``xr_bits``) then picks a larger scale than for the real scan
+    (12 bits instead of 10 for a 10-bit radiograph: 4 times)."""
     mask: Literal["none", "foreground"] = "none"
     """Score every voxel, or only the clean image's Otsu foreground."""
     tta: int = 8
@@ -111,6 +118,14 @@ class EvaluationConfig(_Strict):
             raise ValueError(f"reference must be one of methods {self.methods}; got {self.reference!r}.")
         if len(self.methods) < 2 and self.reference is not None:
             raise ValueError("a reference needs at least one other method to compare with.")
+        return self
+
+    @model_validator(mode="after")
+    def _detector_bits_are_for_xr(self) -> "EvaluationConfig":
+        if self.detector_bits is not None and self.modality != "xr":
+            raise ValueError(rule_message("detector_bits", "applies to modality 'xr' only (a detector's range)",
+                                          f"{self.detector_bits} with modality {self.modality!r}",
+                                          "Remove detector_bits."))
         return self
 
     @model_validator(mode="after")

@@ -129,6 +129,11 @@ def _figures(result: EvaluationResult, out_dir: Path, level_name: str) -> list[s
     return lines
 
 
+def _detector_note(config: dict) -> str:
+    bits = config.get("detector_bits")
+    return "" if bits is None else f"; noisy images clipped to a {bits}-bit detector's range [0, {2**bits - 1}]"
+
+
 def write_report(result: EvaluationResult, out_dir: str | Path, *, command: str | None = None,
                  title: str = "MedDenoise evaluation") -> dict[str, Path]:
     """Write ``report.json``, ``report.md`` and ``figures/*.png`` into ``out_dir``; return their paths."""
@@ -147,7 +152,8 @@ def write_report(result: EvaluationResult, out_dir: str | Path, *, command: str 
         lines += ["Command:", "", "```", command, "```", ""]
     lines += [f"- Modality **{config['modality']}**, noise level `{level_name}` ({LEVELS[config['modality']].description}): "
               f"{', '.join(f'{v:g}' for v in config['levels'])}; seed {config['seed']}; baselines get sigma by "
-              f"**{config['sigma']}**; scored on {'the Otsu foreground' if config['mask'] == 'foreground' else 'all voxels'}.",
+              f"**{config['sigma']}**; scored on {'the Otsu foreground' if config['mask'] == 'foreground' else 'all voxels'}"
+              + _detector_note(config) + ".",
               f"- {n_cases} case(s) — one per file, the unit of every paired test"
               + (" (fewer than 3: no p-values)" if n_cases < 3 else "") + ":", ""]
     lines += [f"  - `{c['name']}` {c['shape_zyx']} (z, y, x){' crop ' + str(c['crop_zyx']) if c['crop_zyx'] else ''}"

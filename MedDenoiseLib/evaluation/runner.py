@@ -67,8 +67,10 @@ def error_draw_seed(seed: int, case_index: int, level_index: int, draw: int) -> 
     return int(np.random.SeedSequence(words).generate_state(1, dtype=np.uint64)[0] >> 1)
 
 
-def simulate_case_noise(case: Case, modality: str, level: float, seed: int, *, fast: bool) -> np.ndarray:
-    """The modality's physics noise at ``level`` on ``case.clean`` (float32, same shape).
+def simulate_case_noise(case: Case, modality: str, level: float, seed: int, *, fast: bool,
+                        detector_bits: int | None = None) -> np.ndarray:
+    """The modality's physics noise at ``level`` on ``case.clean`` (float32, same shape), clipped to
+    [0, 2**detector_bits - 1] when ``detector_bits`` is given (a saturating X-ray detector).
 
     Projection-domain CT noise depends on the attenuation along each ray, i.e. on the whole
     cross-section: a cropped case is put back into its full slices (``case.context``), noised
@@ -85,6 +87,8 @@ def simulate_case_noise(case: Case, modality: str, level: float, seed: int, *, f
                            **options).numpy()
     if inplane is not None:
         noisy = noisy[(slice(None), *inplane)]
+    if detector_bits is not None:
+        noisy = np.clip(noisy, 0.0, float(2**detector_bits - 1))
     return np.ascontiguousarray(noisy, dtype=np.float32)
 
 
@@ -148,7 +152,8 @@ def evaluate(config: EvaluationConfig, *, progress: Progress | None = None,
         mask = tissue_classes(case.clean, n_classes=2) > 0 if config.mask == "foreground" else None
         for j, level in enumerate(config.levels):
             seed = noise_seed(config.seed, i, j)
-            noisy = simulate_case_noise(case, config.modality, level, seed, fast=config.fast_noise)
+            noisy = simulate_case_noise(case, config.modality, level, seed, fast=config.fast_noise,
+                                        detector_bits=config.detector_bits)
             oracle = float(np.std(noisy - case.clean))
             sigma = oracle if config.sigma == "oracle" else estimate_noise_sigma(noisy)
             panel = panels.setdefault(level, {}) if i == 0 else None
@@ -178,10 +183,11 @@ def evaluate(config: EvaluationConfig, *, progress: Progress | None = None,
             if outputs:
                 fidelity.add_case(case, i, noisy, methods, outputs, sigma=sigma, tick=tick, should_stop=should_stop,
                                   simulate=lambda clean, s=seed, lv=level, c=case: simulate_case_noise(
-                                      replace(c, clean=clean), config.modality, lv, s, fast=config.fast_noise),
+                                      replace(c, clean=clean), config.modality, lv, s, fast=config.fast_noise,
+                                      detector_bits=config.detector_bits),
                                   draw=lambda k, lv=level, c=case, cell=(i, j): simulate_case_noise(
                                       c, config.modality, lv, error_draw_seed(config.seed, *cell, k),
-                                      fast=config.fast_noise))
+                                      fast=config.fast_noise, detector_bits=config.detector_bits))
     names = [m.name for m in methods]
     reference = config.reference_method()
     comparisons = [] if reference is None else compare_methods(

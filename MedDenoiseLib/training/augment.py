@@ -7,6 +7,8 @@ deforming a noisy image would interpolate, hence correlate, its noise.
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 
@@ -15,6 +17,16 @@ from ..volume import isotropic_in_plane
 from .config_sections import AugmentConfig
 
 __all__ = ["augment_batch", "centre_slice_everywhere", "elastic_deform", "isotropic_in_plane"]
+
+
+def _intensity_factors(config: AugmentConfig, count: int, generator: torch.Generator) -> torch.Tensor:
+    """One factor per sample from ``intensity_scale`` (uniform, or log-uniform), shape (count, 1, 1, 1, 1); one
+    number drawn per sample either way, so the rest of the stream does not depend on the choice."""
+    low, high = config.intensity_scale
+    u = torch.rand((count, 1, 1, 1, 1), generator=generator)
+    if config.intensity_scale_draw == "log_uniform":
+        return torch.exp(math.log(low) + (math.log(high) - math.log(low)) * u)
+    return low + (high - low) * u
 
 
 def augment_batch(noisy: torch.Tensor, clean: torch.Tensor | None, *, config: AugmentConfig,
@@ -37,8 +49,7 @@ def augment_batch(noisy: torch.Tensor, clean: torch.Tensor | None, *, config: Au
             ks = torch.where(isotropic.to(ks.device), ks, torch.zeros_like(ks))
             noisy = _rotate(noisy, ks)
             clean = _rotate(clean, ks) if clean is not None else None
-    low, high = config.intensity_scale
-    scale = low + (high - low) * torch.rand((noisy.shape[0], 1, 1, 1, 1), generator=generator)
+    scale = _intensity_factors(config, noisy.shape[0], generator)
     noisy, clean = noisy * scale, (clean * scale if clean is not None else None)
     if config.single_slice_probability > 0:
         single = torch.rand(noisy.shape[0], generator=generator) < config.single_slice_probability

@@ -38,6 +38,10 @@ class AugmentConfig(_Strict):
     isotropic (|sx - sy| <= 0.1 %); anisotropic pixels would otherwise teach a wrong aspect ratio."""
     intensity_scale: tuple[float, float] = (0.8, 1.2)
     """Both images of a pair are multiplied by a factor drawn from U(low, high)."""
+    intensity_scale_draw: Literal["uniform", "log_uniform"] = "uniform"
+    """How that factor is drawn: uniform, or log-uniform (each factor of 2 inside the range equally likely), for
+    ranges spanning several times, e.g. [0.8, 4.8] to teach an X-ray model the 4 x jump of its normalisation
+    between a 10- and a 12-bit detector."""
     elastic_probability: float = Field(default=0.0, ge=0.0, le=1.0)
     """Chance that a volume is elastically deformed at each noise refresh (before noise is added, so the
     simulated noise stays physically white); 0 disables it."""

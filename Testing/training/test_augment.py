@@ -108,3 +108,26 @@ def test_sampler_deforms_clean_volumes_before_noise(patients):
     again = PatchSampler(TrainConfig.model_validate(raw), _gen())
     again.refresh(0)
     assert torch.equal(again.pairs[0].noisy, elastic.pairs[0].noisy)  # replayable from (seed, refresh index)
+
+
+class TestIntensityScaleDraw:
+    def test_log_uniform_factors_by_hand(self):
+        noisy = torch.ones(4, 1, 1, 2, 2)
+        config = AugmentConfig(flip=False, intensity_scale=(0.5, 8.0), intensity_scale_draw="log_uniform")
+        out, clean = augment_batch(noisy, noisy.clone(), config=config, isotropic=torch.tensor([False] * 4),
+                                   generator=_gen(3))
+        u = torch.rand((4, 1, 1, 1, 1), generator=_gen(3))  # the one number per sample the draw consumes
+        expected = 0.5 * 16.0 ** u  # exp(log 0.5 + (log 8 - log 0.5) u)
+        assert torch.allclose(out, expected.expand_as(out)) and torch.equal(clean, out)
+
+    def test_uniform_stays_the_default_draw(self):
+        noisy = torch.ones(4, 1, 1, 2, 2)
+        out, _ = augment_batch(noisy, None, config=AugmentConfig(flip=False), isotropic=torch.tensor([False] * 4),
+                               generator=_gen(3))
+        u = torch.rand((4, 1, 1, 1, 1), generator=_gen(3))
+        assert AugmentConfig().intensity_scale_draw == "uniform"
+        assert torch.allclose(out, (0.8 + 0.4 * u).expand_as(out))
+
+    def test_an_unknown_draw_is_refused(self):
+        with pytest.raises(ValueError, match="intensity_scale_draw"):
+            AugmentConfig(intensity_scale_draw="normal")

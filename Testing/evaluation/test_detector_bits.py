@@ -1,0 +1,57 @@
+"""``detector_bits`` (X-ray evaluation): noisy images clipped to a saturating detector's range, so a simulated
+low-dose image of a 10-bit radiograph stays a 10-bit image, as a real one is."""
+
+import json
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+from pydantic import ValidationError
+
+from MedDenoiseLib.evaluation import EvaluationConfig, evaluate
+from MedDenoiseLib.evaluation.cases import load_cases
+from MedDenoiseLib.evaluation.report import write_report
+from MedDenoiseLib.evaluation.runner import simulate_case_noise
+from MedDenoiseLib.normalization import fit_normalization
+
+
+@pytest.fixture()
+def radiograph(tmp_path):
+    """A 10-bit radiograph: background 100, soft tissue 500, a bright field at 1000 (near the top of 0-1023)."""
+    image = np.full((1, 48, 48), 100.0, np.float32)
+    image[:, 6:44, 6:44] = 500.0
+    image[:, 14:34, 14:34] = 1000.0
+    sitk.WriteImage(sitk.GetImageFromArray(image), str(tmp_path / "cr.nrrd"))
+    return tmp_path / "cr.nrrd"
+
+
+def test_clipping_is_the_unclipped_draw_inside_the_range(radiograph):
+    case = load_cases([str(radiograph)])[0]
+    free = simulate_case_noise(case, "xr", 0.1, 7, fast=False)
+    clipped = simulate_case_noise(case, "xr", 0.1, 7, fast=False, detector_bits=10)
+    assert free.max() > 1023.0  # quantum noise on the bright field crosses the 10-bit top
+    np.testing.assert_array_equal(clipped, np.clip(free, 0.0, 1023.0))
+    # the normalisation then reads a 10-bit image, as it would the real radiograph
+    assert fit_normalization(free, "xr").scale == 4095.0
+    assert fit_normalization(clipped, "xr").scale == 1023.0
+
+
+def test_it_is_refused_for_other_modalities(radiograph):
+    with pytest.raises(ValidationError, match=r"detector_bits applies to modality 'xr' only.*10 with modality 'mr'"):
+        EvaluationConfig(data=[str(radiograph)], modality="mr", levels=[5.0], methods=["noisy"], detector_bits=10)
+    with pytest.raises(ValidationError, match="detector_bits"):
+        EvaluationConfig(data=[str(radiograph)], modality="xr", levels=[0.5], methods=["noisy"], detector_bits=4)
+
+
+def test_the_report_scores_the_clipped_images_and_says_so(radiograph, tmp_path):
+    config = EvaluationConfig(data=[str(radiograph)], modality="xr", levels=[0.1], methods=["noisy", "median"],
+                              seed=3, detector_bits=10, figures=False, bootstrap_resamples=100)
+    result = evaluate(config)
+    write_report(result, tmp_path / "out")
+    text = (tmp_path / "out" / "report.md").read_text(encoding="utf-8")
+    assert "noisy images clipped to a 10-bit detector's range [0, 1023]" in text
+    report = json.loads((tmp_path / "out" / "report.json").read_text(encoding="utf-8"))
+    unclipped = evaluate(config.model_copy(update={"detector_bits": None}))
+    noisy_psnr = [r["psnr"] for r in report["records"] if r["method"] == "noisy"]
+    free_psnr = [r["psnr"] for r in unclipped.records if r["method"] == "noisy"]
+    assert noisy_psnr[0] != pytest.approx(free_psnr[0], abs=1e-3)  # clipping changed the scored input
