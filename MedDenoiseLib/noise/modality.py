@@ -19,13 +19,14 @@ Extra keyword options go to the underlying model (e.g. ``pixel_size_mm`` for CT,
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import torch
 
 from ..errors import ConfigError, rule_message
-from .base import RandomNoise
+from .base import RandomNoise, draw_uniform
 from .ct_image import RandomCTImageNoise, add_ct_image_noise
 from .ct_projection import RandomCTProjectionNoise, add_ct_projection_noise
 from .rician import RandomRicianNoise, add_rician_noise
@@ -99,14 +100,44 @@ def noise_level_name(modality: str) -> str:
     return LEVELS[_modality(modality)].name
 
 
+class LogUniformLevelNoise:
+    """Sampler drawing the level log-uniformly in ``level_range`` (every factor of 2 inside it equally likely), then
+    the modality's noise at that level.
+
+    One number is drawn for the level, then the fixed-level sampler draws as usual, so the record it returns holds
+    the level applied and replays like any other (:func:`MedDenoiseLib.noise.replay`).
+    """
+
+    def __init__(self, modality: str, level_range: tuple[float, float], fast: bool, **options: Any) -> None:
+        low, high = (float(v) for v in level_range)
+        if not (0.0 < low <= high and math.isfinite(high)):
+            raise ConfigError(rule_message("level_range", "must be (low, high) with 0 < low <= high for a log-uniform "
+                                           "draw", (low, high), "Start the range above 0, e.g. [0.25, 15] for mr."))
+        self.modality, self.level_range, self.fast, self.options = modality, (low, high), bool(fast), dict(options)
+        MODALITY_NOISE[modality]((low, high), self.fast, **self.options)  # refuses a range or option the model cannot take
+
+    def __call__(self, x: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, dict[str, Any]]:
+        low, high = self.level_range
+        level = math.exp(draw_uniform(generator, math.log(low), math.log(high)))
+        return MODALITY_NOISE[self.modality]((level, level), self.fast, **self.options)(x, generator=generator)
+
+    def __getattr__(self, name: str) -> Any:
+        options = self.__dict__.get("options", {})
+        if name in options:  # the fixed parameters read like the plain sampler's (e.g. photons_at_max)
+            return options[name]
+        raise AttributeError(name)
+
+
 def random_modality_noise(
     modality: str,
     *,
     level_range: float | tuple[float, float] | None = None,
     fast: bool = False,
+    draw: str = "uniform",
     **options: Any,
-) -> RandomNoise:
-    """Sampler drawing a noise level uniformly in ``level_range`` for ``modality``.
+) -> RandomNoise | LogUniformLevelNoise:
+    """Sampler drawing a noise level in ``level_range`` for ``modality``: uniformly, or with
+    ``draw="log_uniform"`` log-uniformly (:class:`LogUniformLevelNoise`).
 
     Parameters
     ----------
@@ -117,6 +148,8 @@ def random_modality_noise(
     fast : bool
         CT only: use the image-domain approximation instead of projection-domain
         simulation. Other modalities are already cheap and ignore it.
+    draw : {"uniform", "log_uniform"}
+        How the level is drawn inside ``level_range``; log-uniform needs a range above 0.
     **options
         Fixed parameters of the underlying sampler.
 
@@ -127,6 +160,11 @@ def random_modality_noise(
     """
     key = _modality(modality)
     chosen = LEVELS[key].default_range if level_range is None else level_range
+    if draw == "log_uniform":
+        pair = (chosen, chosen) if isinstance(chosen, (int, float)) else tuple(chosen)
+        return LogUniformLevelNoise(key, pair, bool(fast), **options)
+    if draw != "uniform":
+        raise ConfigError(rule_message("draw", "must be 'uniform' or 'log_uniform'", draw, "Use one of those."))
     return MODALITY_NOISE[key](chosen, bool(fast), **options)
 
 

@@ -141,6 +141,9 @@ class NoiseConfig(_Strict):
     estimate_jitter: float = Field(default=0.1, ge=0.0, le=1.0)
     """Models with ``model.noise_map``: each sample's estimated noise level is multiplied by exp(jitter * N(0, 1)),
     so the model tolerates the estimator's error on a user's scan (0 conditions on the estimate as is)."""
+    level_draw: Literal["uniform", "log_uniform"] = "uniform"
+    """How each training level is drawn inside ``level_range``: uniformly, or log-uniformly (every factor of 2
+    inside the range equally likely), for ranges spanning many times. Validation levels are fixed either way."""
     options: dict[str, float] = Field(default_factory=dict)
     """Fixed parameters of the modality's noise model for training and validation noise (the reference noise too),
     e.g. ``{photons_at_max: 1.0e5}`` for X-ray: ten times the quanta of the default detector, so a dose fraction
@@ -150,6 +153,13 @@ class NoiseConfig(_Strict):
     def _range_ordered(self) -> "NoiseConfig":
         _ordered("noise.level_range", self.level_range, "Swap the two values.")
         _ordered("noise.reference_level_range", self.reference_level_range, "Swap the two values.")
+        return self
+
+    @model_validator(mode="after")
+    def _log_draw_needs_a_positive_range(self) -> "NoiseConfig":
+        if self.level_draw == "log_uniform" and (self.level_range is None or self.level_range[0] <= 0):
+            raise ValueError(rule_message("noise.level_draw", "log_uniform needs noise.level_range above 0",
+                                          self.level_range, "Start the range above 0, e.g. [0.25, 15] for mr."))
         return self
 
     @model_validator(mode="after")

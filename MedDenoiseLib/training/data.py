@@ -103,9 +103,10 @@ def _check_no_repeats(path: str, shape: tuple[int, int, int], config: TrainConfi
                                        "Use a smaller patch (depth 1 with loss_margin 0 for single slices)."))
 
 
-def training_noise(config: TrainConfig, level_range: tuple[float, float]):
-    """The run's noise sampler over ``level_range``: its modality, ``noise.fast`` and ``noise.options``."""
-    return random_modality_noise(config.noise.modality, level_range=level_range, fast=config.noise.fast,
+def training_noise(config: TrainConfig, level_range: tuple[float, float], draw: str = "uniform"):
+    """The run's noise sampler over ``level_range``: its modality, ``noise.fast`` and ``noise.options``, levels
+    drawn by ``draw``."""
+    return random_modality_noise(config.noise.modality, level_range=level_range, fast=config.noise.fast, draw=draw,
                                  **config.noise.options)
 
 
@@ -213,7 +214,8 @@ class PatchSampler:
             _check_magnitudes(config, self.clean)
         self.isotropic = [isotropic_in_plane(v.geometry.spacing) for v in volumes]
         self.simulate = config.noise.level_range is not None
-        self.noise = training_noise(config, tuple(config.noise.level_range)) if self.simulate else None
+        self.noise = (training_noise(config, tuple(config.noise.level_range), config.noise.level_draw)
+                      if self.simulate else None)
         self.reference_noise = _reference_noise(config)
         self.conditioned = conditions_on_noise_level(config)
         self.pairs: list[NoisyPair] = []

@@ -1,5 +1,5 @@
 """``noise.options``: fixed parameters of the modality's noise model (e.g. an X-ray detector with more quanta)
-for the training noise, the references' own noise and the validation noise alike."""
+for the training noise, the references' own noise and the validation noise alike; ``noise.level_draw``."""
 
 import numpy as np
 import pytest
@@ -76,3 +76,18 @@ def _with_validation(path, validation_path, options):
 def test_config_refuses_bad_options_naming_them(flat_file, options, message):
     with pytest.raises(ValidationError, match=message):
         _config(flat_file, options)
+
+
+def test_level_draw_log_uniform_reaches_the_training_sampler_only(flat_file):
+    from MedDenoiseLib.noise.modality import LogUniformLevelNoise
+
+    config = _config(flat_file, {"photons_at_max": 1.0e5}, level_draw="log_uniform", level_range=(0.01, 1.0))
+    sampler = PatchSampler(config, torch.Generator().manual_seed(0))
+    assert isinstance(sampler.noise, LogUniformLevelNoise) and sampler.noise.photons_at_max == 1.0e5
+    assert not isinstance(training_noise(config, (0.5, 0.5)), LogUniformLevelNoise)  # validation's fixed levels
+
+
+def test_level_draw_log_uniform_is_refused_for_a_range_from_zero(flat_file):
+    with pytest.raises(ValidationError, match=r"noise\.level_draw log_uniform needs noise\.level_range above 0"):
+        TrainConfig.model_validate({**_config(flat_file).model_dump(), "noise": {
+            "modality": "mr", "level_range": (0.0, 15.0), "level_draw": "log_uniform"}})
