@@ -55,6 +55,8 @@ def add_parser(sub) -> None:
     p.add_argument("--tta", type=int, default=8)
     p.add_argument("--device", default="cpu")
     p.add_argument("--fast-noise", action="store_true", help="CT: image-domain noise approximation")
+    p.add_argument("--detector-bits", type=int, default=None, metavar="N",
+                   help="X-ray: clip noisy images to an N-bit detector's range [0, 2**N - 1], as a detector saturates")
     p.add_argument("--exclude-training", action="store_true", help="drop cases a model was trained on")
     p.add_argument("--param", action="append", default=[], metavar="METHOD.KEY=VALUE",
                    help="baseline parameter override, e.g. nlm.h_factor=0.6 (repeatable)")
@@ -109,7 +111,7 @@ def build_config(args):
         fields = dict(data=args.data, modality=args.modality, methods=args.methods.split(","),
                       levels=[float(v) for v in args.noise.split(",") if v.strip()], reference=args.reference,
                       crop=parse_size_xyz(args.crop) if args.crop else None, sigma=args.sigma, mask=args.mask or "none",
-                      tta=args.tta, device=args.device, fast_noise=args.fast_noise,
+                      tta=args.tta, device=args.device, fast_noise=args.fast_noise, detector_bits=args.detector_bits,
                       exclude_training=args.exclude_training, baseline_params=_parse_params(args.param),
                       figures=not args.no_figures, bootstrap_resamples=args.bootstrap, fidelity=args.fidelity)
         if args.seed is not None:

@@ -201,10 +201,18 @@ def _candidates(candidates: list[dict], shipped: set[str]) -> list[str]:
         models, baselines = _methods(report)
         tried = [m for m in models if m.split(":", 1)[-1].split("@")[0] not in shipped]
         lines += [f"### {report['config']['modality'].upper()}: {', '.join(f'`{m}`' for m in tried)}", "",
-                  f"Report `{report['_path']}` ({report['command']}).", "", *paper_table(report), ""]
+                  f"Report `{report['_path']}` ({report['command']}).{_detector_sentence(report)}", "",
+                  *paper_table(report), ""]
         for model in tried:
             lines += [f"Quality bar for `{model}`:", "", *_bar_rows(report, model, baselines), ""]
     return lines
+
+
+def _detector_sentence(report: dict) -> str:
+    """Says when a report's noisy images were clipped to a detector's range (``detector_bits``)."""
+    bits = report["config"].get("detector_bits")
+    return "" if bits is None else (f" Noisy images clipped to a {bits}-bit detector's range [0, {2**bits - 1}] "
+                                    "(`detector_bits`), unlike the shipped model's report.")
 
 
 def models_markdown(reports: list[dict], *, command: str, root: Path | None = None,

@@ -55,3 +55,16 @@ def test_the_report_scores_the_clipped_images_and_says_so(radiograph, tmp_path):
     noisy_psnr = [r["psnr"] for r in report["records"] if r["method"] == "noisy"]
     free_psnr = [r["psnr"] for r in unclipped.records if r["method"] == "noisy"]
     assert noisy_psnr[0] != pytest.approx(free_psnr[0], abs=1e-3)  # clipping changed the scored input
+
+
+def test_cli_option_reaches_the_report_and_is_refused_for_mr(radiograph, tmp_path, caplog):
+    from MedDenoiseLib.cli.main import EXIT_ERROR, main
+
+    common = ["evaluate", "--data", str(radiograph), "--noise", "0.1", "--methods", "noisy,median", "--seed", "2",
+              "--bootstrap", "100", "--no-figures", "--detector-bits", "10"]
+    assert main(common + ["--modality", "xr", "--out", str(tmp_path / "xr")]) == 0
+    report = json.loads((tmp_path / "xr" / "report.json").read_text(encoding="utf-8"))
+    assert report["config"]["detector_bits"] == 10
+    assert main(common + ["--modality", "mr", "--out", str(tmp_path / "mr")]) == EXIT_ERROR
+    assert "detector_bits applies to modality 'xr' only" in caplog.text
+    assert not (tmp_path / "mr" / "report.json").exists()

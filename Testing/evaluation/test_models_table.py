@@ -168,3 +168,11 @@ def test_shipped_table_shows_the_std_calibration_terms(tmp_path, calibration, sh
         card["uncertainty_calibration"] = calibration
     (root / "mr_tiny" / "card.json").write_text(json.dumps(card), encoding="utf-8")
     assert shown in models_markdown([_report()], command="cmd", root=root)
+
+
+def test_a_clipped_candidate_report_says_so(tmp_path):
+    clipped = _report("xr")
+    clipped["config"]["detector_bits"] = 10
+    page = models_markdown([_report("xr")], command="cmd", root=write_tiny_models_root(tmp_path / "m"),
+                           candidates=[clipped, _report("xr")])
+    assert len(_lines_with(page, "clipped to a 10-bit detector's range [0, 1023]")) == 1
