@@ -103,6 +103,8 @@ def build_config(args):
             config = load_evaluation_config(args.config)
             if args.fidelity:
                 config.fidelity = True
+            if args.detector_bits is not None:  # validated again, so the xr-only rule holds for the override too
+                config = EvaluationConfig.model_validate({**config.model_dump(), "detector_bits": args.detector_bits})
             return config
         missing = [f"--{n}" for n in ("data", "modality", "noise", "methods") if getattr(args, n) is None]
         if missing:

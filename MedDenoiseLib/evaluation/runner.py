@@ -18,7 +18,7 @@ import torch
 
 from .. import __version__
 from ..baselines import estimate_noise_sigma
-from ..errors import CancelledError
+from ..errors import CancelledError, ConfigError, rule_message
 from ..metrics import mae, psnr, rmse, segmentation_dice, ssim, tissue_classes
 from ..noise import LEVELS, simulate_noise
 from .cases import Case, check_leakage, load_cases
@@ -30,7 +30,8 @@ from .summary import compare_methods, summarize, timing_table
 logger = logging.getLogger(__name__)
 ERROR_DRAW_STREAM = 0xE44D  # SeedSequence word that separates the error draws from the cells' own noise draws
 
-__all__ = ["EvaluationResult", "error_draw_seed", "evaluate", "noise_seed", "simulate_case_noise", "score_output"]
+__all__ = ["EvaluationResult", "case_noise", "error_draw_seed", "evaluate", "noise_seed", "simulate_case_noise",
+           "score_output"]
 
 Progress = Callable[[int, int, str], None]
 
@@ -92,6 +93,13 @@ def simulate_case_noise(case: Case, modality: str, level: float, seed: int, *, f
     return np.ascontiguousarray(noisy, dtype=np.float32)
 
 
+def case_noise(config: EvaluationConfig, case: Case, level: float, seed: int) -> np.ndarray:
+    """The noisy image every path of a run scores (its table, the fidelity section's images and error draws):
+    :func:`simulate_case_noise` with the run's ``fast_noise`` and ``detector_bits``."""
+    return simulate_case_noise(case, config.modality, level, seed, fast=config.fast_noise,
+                               detector_bits=config.detector_bits)
+
+
 def _ssim_dims(shape: tuple[int, ...]) -> int | None:
     if min(shape[1:]) < 11:
         return None
@@ -128,6 +136,20 @@ def _environment() -> dict:
             "torch_threads": torch.get_num_threads(), "versions": versions}
 
 
+def _check_detector_range(cases: list[Case], bits: int | None) -> None:
+    """Refuse clean cases a ``bits``-bit detector could not have recorded (clipping them would score the clip)."""
+    if bits is None:
+        return
+    top = float(2**bits - 1)
+    for case in cases:
+        low, high = float(case.clean.min()), float(case.clean.max())
+        if low < 0.0 or high > top:
+            raise ConfigError(rule_message("detector_bits", f"must hold every clean case's range [0, {top:g}]",
+                                           f"{bits} for {case.name} (range {low:g} to {high:g})",
+                                           "Use the bit depth the radiograph was stored with (the smallest whose "
+                                           "range holds its maximum), or remove detector_bits."))
+
+
 def evaluate(config: EvaluationConfig, *, progress: Progress | None = None,
              should_stop: Callable[[], bool] | None = None) -> EvaluationResult:
     """Run ``config`` and return per-case records, summaries, comparisons and timing."""
@@ -136,6 +158,7 @@ def evaluate(config: EvaluationConfig, *, progress: Progress | None = None,
     cases = load_cases(config.data, crop=config.crop)
     cards = {m.name: m.card for m in methods if m.kind == "model"}
     cases = check_leakage(cases, cards, exclude=config.exclude_training)
+    _check_detector_range(cases, config.detector_bits)
     records, panels = [], {}
     fidelity = _fidelity_collector(config) if config.fidelity else None
     total = len(cases) * len(config.levels) * len(methods)
@@ -152,8 +175,7 @@ def evaluate(config: EvaluationConfig, *, progress: Progress | None = None,
         mask = tissue_classes(case.clean, n_classes=2) > 0 if config.mask == "foreground" else None
         for j, level in enumerate(config.levels):
             seed = noise_seed(config.seed, i, j)
-            noisy = simulate_case_noise(case, config.modality, level, seed, fast=config.fast_noise,
-                                        detector_bits=config.detector_bits)
+            noisy = case_noise(config, case, level, seed)
             oracle = float(np.std(noisy - case.clean))
             sigma = oracle if config.sigma == "oracle" else estimate_noise_sigma(noisy)
             panel = panels.setdefault(level, {}) if i == 0 else None
@@ -182,12 +204,10 @@ def evaluate(config: EvaluationConfig, *, progress: Progress | None = None,
                             level, method.name, scores["psnr"], scores["ssim"], out.seconds)
             if outputs:
                 fidelity.add_case(case, i, noisy, methods, outputs, sigma=sigma, tick=tick, should_stop=should_stop,
-                                  simulate=lambda clean, s=seed, lv=level, c=case: simulate_case_noise(
-                                      replace(c, clean=clean), config.modality, lv, s, fast=config.fast_noise,
-                                      detector_bits=config.detector_bits),
-                                  draw=lambda k, lv=level, c=case, cell=(i, j): simulate_case_noise(
-                                      c, config.modality, lv, error_draw_seed(config.seed, *cell, k),
-                                      fast=config.fast_noise, detector_bits=config.detector_bits))
+                                  simulate=lambda clean, s=seed, lv=level, c=case: case_noise(
+                                      config, replace(c, clean=clean), lv, s),
+                                  draw=lambda k, lv=level, c=case, cell=(i, j): case_noise(
+                                      config, c, lv, error_draw_seed(config.seed, *cell, k)))
     names = [m.name for m in methods]
     reference = config.reference_method()
     comparisons = [] if reference is None else compare_methods(

@@ -33,7 +33,8 @@ from .rician import RandomRicianNoise, add_rician_noise
 from .speckle import RandomSpeckleNoise, add_speckle_noise
 from .xray import RandomXRayNoise, add_xray_noise
 
-__all__ = ["MODALITIES", "LEVELS", "MODALITY_NOISE", "noise_level_name", "random_modality_noise", "simulate_noise"]
+__all__ = ["MODALITIES", "LEVELS", "MODALITY_NOISE", "LogUniformLevelNoise", "noise_level_name", "random_modality_noise",
+           "simulate_noise"]
 
 MODALITIES = ("ct", "mr", "us", "xr")
 
@@ -105,27 +106,31 @@ class LogUniformLevelNoise:
     the modality's noise at that level.
 
     One number is drawn for the level, then the fixed-level sampler draws as usual, so the record it returns holds
-    the level applied and replays like any other (:func:`MedDenoiseLib.noise.replay`).
+    the level applied and replays like any other (:func:`MedDenoiseLib.noise.replay`). Other attributes (e.g.
+    ``photons_at_max``) read as the plain sampler's over the same range.
     """
 
     def __init__(self, modality: str, level_range: tuple[float, float], fast: bool, **options: Any) -> None:
         low, high = (float(v) for v in level_range)
         if not (0.0 < low <= high and math.isfinite(high)):
             raise ConfigError(rule_message("level_range", "must be (low, high) with 0 < low <= high for a log-uniform "
-                                           "draw", (low, high), "Start the range above 0, e.g. [0.25, 15] for mr."))
+                                           "draw", (low, high), f"Start the range above 0, e.g. "
+                                           f"{list(LEVELS[modality].default_range)} for {modality}."))
         self.modality, self.level_range, self.fast, self.options = modality, (low, high), bool(fast), dict(options)
-        MODALITY_NOISE[modality]((low, high), self.fast, **self.options)  # refuses a range or option the model cannot take
+        self.plain = MODALITY_NOISE[modality]((low, high), self.fast, **self.options)  # refuses what it cannot take
 
     def __call__(self, x: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, dict[str, Any]]:
         low, high = self.level_range
-        level = math.exp(draw_uniform(generator, math.log(low), math.log(high)))
+        level = min(max(math.exp(draw_uniform(generator, math.log(low), math.log(high))), low), high)
         return MODALITY_NOISE[self.modality]((level, level), self.fast, **self.options)(x, generator=generator)
 
     def __getattr__(self, name: str) -> Any:
-        options = self.__dict__.get("options", {})
-        if name in options:  # the fixed parameters read like the plain sampler's (e.g. photons_at_max)
-            return options[name]
-        raise AttributeError(name)
+        if name == "plain" or "plain" not in self.__dict__:
+            raise AttributeError(name)
+        return getattr(self.__dict__["plain"], name)
+
+    def __repr__(self) -> str:
+        return f"LogUniformLevelNoise({self.modality!r}, level_range={self.level_range}, {self.plain!r})"
 
 
 def random_modality_noise(

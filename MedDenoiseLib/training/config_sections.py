@@ -8,15 +8,17 @@ keep validating and resumed runs keep drawing the same random numbers.
 from __future__ import annotations
 
 import math
-from typing import Literal, Optional
+from typing import Annotated, Literal, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ..errors import ConfigError, rule_message
-from ..noise import random_modality_noise
+from ..noise import LEVELS, random_modality_noise
 
 Modality = Literal["ct", "mr", "us", "xr"]
 Algorithm = Literal["supervised", "n2v", "n2s"]
+OptionValue = Annotated[Union[int, float, str, None], Field(union_mode="left_to_right")]
+"""A noise-model option: numbers first, so YAML's ``1.0e5`` (read as text by YAML 1.1) is still a number."""
 
 
 class _Strict(BaseModel):
@@ -37,7 +39,7 @@ class AugmentConfig(_Strict):
     """Rotate patches by k x 90 degrees in the H-W plane, only for volumes whose in-plane spacing is
     isotropic (|sx - sy| <= 0.1 %); anisotropic pixels would otherwise teach a wrong aspect ratio."""
     intensity_scale: tuple[float, float] = (0.8, 1.2)
-    """Both images of a pair are multiplied by a factor drawn from U(low, high)."""
+    """Both images of a pair are multiplied by a factor drawn from [low, high] (see ``intensity_scale_draw``)."""
     intensity_scale_draw: Literal["uniform", "log_uniform"] = "uniform"
     """How that factor is drawn: uniform, or log-uniform (each factor of 2 inside the range equally likely), for
     ranges spanning several times, e.g. [0.8, 4.8] to teach an X-ray model the 4 x jump of its normalisation
@@ -144,7 +146,7 @@ class NoiseConfig(_Strict):
     level_draw: Literal["uniform", "log_uniform"] = "uniform"
     """How each training level is drawn inside ``level_range``: uniformly, or log-uniformly (every factor of 2
     inside the range equally likely), for ranges spanning many times. Validation levels are fixed either way."""
-    options: dict[str, float] = Field(default_factory=dict)
+    options: dict[str, OptionValue] = Field(default_factory=dict)
     """Fixed parameters of the modality's noise model for training and validation noise (the reference noise too),
     e.g. ``{photons_at_max: 1.0e5}`` for X-ray: ten times the quanta of the default detector, so a dose fraction
     means ten times less quantum variance. Calibration and evaluation levels keep the default detector."""
@@ -158,14 +160,21 @@ class NoiseConfig(_Strict):
     @model_validator(mode="after")
     def _log_draw_needs_a_positive_range(self) -> "NoiseConfig":
         if self.level_draw == "log_uniform" and (self.level_range is None or self.level_range[0] <= 0):
+            fix = ("Set noise.level_range, or use level_draw: uniform." if self.level_range is None else
+                   f"Start the range above 0, e.g. {list(LEVELS[self.modality].default_range)} for {self.modality}.")
             raise ValueError(rule_message("noise.level_draw", "log_uniform needs noise.level_range above 0",
-                                          self.level_range, "Start the range above 0, e.g. [0.25, 15] for mr."))
+                                          self.level_range, fix))
         return self
 
     @model_validator(mode="after")
     def _options_fit_the_noise_model(self) -> "NoiseConfig":
         if not self.options:
             return self
+        try:  # the range alone first, so its error is not blamed on the options
+            random_modality_noise(self.modality, level_range=self.level_range, fast=self.fast)
+        except ConfigError as error:
+            raise ValueError(rule_message("noise.level_range", f"must be valid for the {self.modality} noise model "
+                                          f"({error})", self.level_range, "Fix the value the message names.")) from error
         try:
             random_modality_noise(self.modality, level_range=self.level_range, fast=self.fast, **self.options)
         except TypeError as error:
@@ -175,7 +184,7 @@ class NoiseConfig(_Strict):
                                           "(MedDenoiseLib.noise.modality).")) from error
         except ConfigError as error:
             raise ValueError(rule_message("noise.options", f"must be valid for the {self.modality} noise model "
-                                          f"({error})", dict(self.options), "Fix the value the message names."))
+                                          f"({error})", dict(self.options), "Fix the value the message names.")) from error
         return self
 
 

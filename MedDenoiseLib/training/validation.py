@@ -11,6 +11,7 @@ the noisy input is scored the same way once, as the baseline to beat.
 from __future__ import annotations
 
 import logging
+import math
 from contextlib import nullcontext
 from typing import Callable, ContextManager
 
@@ -31,11 +32,13 @@ __all__ = ["ValidationSet", "validation_levels"]
 
 
 def validation_levels(config: TrainConfig) -> list[float]:
-    """``validation.levels``, else low end, middle and high end of ``noise.level_range``."""
+    """``validation.levels``, else low end, middle and high end of ``noise.level_range`` (the geometric middle for
+    ``noise.level_draw: log_uniform``, the median of its draws)."""
     if config.validation.levels is not None:
         return [float(v) for v in config.validation.levels]
     low, high = config.noise.level_range
-    return sorted({float(low), float((low + high) / 2), float(high)})
+    middle = math.sqrt(low * high) if config.noise.level_draw == "log_uniform" else (low + high) / 2
+    return sorted({float(low), float(middle), float(high)})
 
 
 class ValidationSet:

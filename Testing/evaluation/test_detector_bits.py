@@ -68,3 +68,35 @@ def test_cli_option_reaches_the_report_and_is_refused_for_mr(radiograph, tmp_pat
     assert main(common + ["--modality", "mr", "--out", str(tmp_path / "mr")]) == EXIT_ERROR
     assert "detector_bits applies to modality 'xr' only" in caplog.text
     assert not (tmp_path / "mr" / "report.json").exists()
+
+
+def test_every_scored_image_comes_from_case_noise_with_the_clip(radiograph):
+    from MedDenoiseLib.evaluation.runner import case_noise
+
+    case = load_cases([str(radiograph)])[0]
+    config = EvaluationConfig(data=[str(radiograph)], modality="xr", levels=[0.1], methods=["noisy"], detector_bits=10)
+    np.testing.assert_array_equal(case_noise(config, case, 0.1, 7),
+                                  simulate_case_noise(case, "xr", 0.1, 7, fast=False, detector_bits=10))
+
+
+def test_a_clean_case_outside_the_detector_range_is_refused(radiograph):
+    from MedDenoiseLib.errors import ConfigError
+
+    config = EvaluationConfig(data=[str(radiograph)], modality="xr", levels=[0.1], methods=["noisy"], detector_bits=8,
+                              figures=False)
+    with pytest.raises(ConfigError, match=r"detector_bits must hold every clean case's range \[0, 255\].*"
+                                          r"8 for cr \(range 100 to 1000\).*bit depth"):
+        evaluate(config)
+
+
+def test_the_cli_option_overrides_a_config_file(radiograph, tmp_path):
+    import yaml
+
+    from MedDenoiseLib.cli.main import main
+
+    config = EvaluationConfig(data=[str(radiograph)], modality="xr", levels=[0.1], methods=["noisy", "median"],
+                              seed=2, figures=False, bootstrap_resamples=100)
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(config.model_dump(mode="json")), encoding="utf-8")
+    assert main(["evaluate", "--config", str(tmp_path / "c.yaml"), "--detector-bits", "10",
+                 "--out", str(tmp_path / "out")]) == 0
+    assert json.loads((tmp_path / "out" / "report.json").read_text(encoding="utf-8"))["config"]["detector_bits"] == 10

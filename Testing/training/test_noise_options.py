@@ -91,3 +91,17 @@ def test_level_draw_log_uniform_is_refused_for_a_range_from_zero(flat_file):
     with pytest.raises(ValidationError, match=r"noise\.level_draw log_uniform needs noise\.level_range above 0"):
         TrainConfig.model_validate({**_config(flat_file).model_dump(), "noise": {
             "modality": "mr", "level_range": (0.0, 15.0), "level_draw": "log_uniform"}})
+
+
+def test_yaml_numbers_stay_numbers_and_integers_stay_integers(flat_file):
+    raw = _config(flat_file).model_dump(mode="json")
+    raw["noise"]["options"] = {"photons_at_max": "1.0e5"}  # what YAML 1.1 makes of an unsigned exponent
+    config = TrainConfig.model_validate(raw)
+    assert config.noise.options["photons_at_max"] == 1.0e5
+    raw["noise"] = {"modality": "mr", "level_range": [1.0, 15.0], "options": {"n_coils": 8}}
+    assert TrainConfig.model_validate(raw).noise.options == {"n_coils": 8}  # an integer stays one
+
+
+def test_a_bad_level_range_is_not_blamed_on_the_options(flat_file):
+    with pytest.raises(ValidationError, match=r"noise\.level_range must be valid for the xr noise model.*1\.5"):
+        _config(flat_file, {"photons_at_max": 1.0e5}, level_range=(0.1, 1.5))
