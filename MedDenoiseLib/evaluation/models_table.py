@@ -200,6 +200,8 @@ def _candidates(candidates: list[dict], shipped: set[str]) -> list[str]:
     for report in candidates:
         models, baselines = _methods(report)
         tried = [m for m in models if m.split(":", 1)[-1].split("@")[0] not in shipped]
+        if not tried:
+            continue
         lines += [f"### {report['config']['modality'].upper()}: {', '.join(f'`{m}`' for m in tried)}", "",
                   f"Report `{report['_path']}` ({report['command']}).{_detector_sentence(report)}", "",
                   *paper_table(report), ""]
@@ -212,7 +214,7 @@ def _detector_sentence(report: dict) -> str:
     """Says when a report's noisy images were clipped to a detector's range (``detector_bits``)."""
     bits = report["config"].get("detector_bits")
     return "" if bits is None else (f" Noisy images clipped to a {bits}-bit detector's range [0, {2**bits - 1}] "
-                                    "(`detector_bits`), unlike the shipped model's report.")
+                                    "(`detector_bits`), as a real detector would clip them.")
 
 
 def models_markdown(reports: list[dict], *, command: str, root: Path | None = None,
@@ -229,8 +231,10 @@ def models_markdown(reports: list[dict], *, command: str, root: Path | None = No
         config = report["config"]
         models, baselines = _methods(report)
         cases = ", ".join(f"`{c['name']}` {c['shape_zyx']}" for c in report["cases"])
-        lines += [f"## {config['modality'].upper()}", "",
-                  f"Held-out cases: {cases}. Noise levels: {config['levels']} ({report['command']}).", "",
+        clipped = f", clipped to {config['detector_bits']} bits" if config.get("detector_bits") else ""
+        lines += [f"## {config['modality'].upper()}{clipped}", "",
+                  f"Held-out cases: {cases}. Noise levels: {config['levels']} ({report['command']})."
+                  f"{_detector_sentence(report)}", "",
                   "PSNR (dB) / SSIM inside the foreground mask, mean over cases (seed papers' layout):", "",
                   *paper_table(report), ""]
         for model in models:

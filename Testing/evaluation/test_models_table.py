@@ -176,3 +176,18 @@ def test_a_clipped_candidate_report_says_so(tmp_path):
     page = models_markdown([_report("xr")], command="cmd", root=write_tiny_models_root(tmp_path / "m"),
                            candidates=[clipped, _report("xr")])
     assert len(_lines_with(page, "clipped to a 10-bit detector's range [0, 1023]")) == 1
+
+
+def test_a_clipped_shipped_report_gets_its_own_titled_section(tmp_path):
+    clipped = _report("xr")
+    clipped["config"]["detector_bits"] = 10
+    page = models_markdown([_report("xr"), clipped], command="cmd", root=write_tiny_models_root(tmp_path / "m"))
+    assert "## XR\n" in page and "## XR, clipped to 10 bits\n" in page
+    assert len(_lines_with(page, "clipped to a 10-bit detector's range [0, 1023]")) == 1
+
+
+def test_a_candidate_report_with_only_shipped_models_adds_no_section(tmp_path):
+    report = _report()
+    report["methods"] = [{"name": "model:mr_tiny"}] + [m for m in report["methods"] if m["name"] != "model:m"]
+    page = models_markdown([_report()], command="cmd", root=write_tiny_models_root(tmp_path / "m"), candidates=[report])
+    assert "### MR:" not in page
