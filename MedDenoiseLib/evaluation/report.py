@@ -152,8 +152,8 @@ def write_report(result: EvaluationResult, out_dir: str | Path, *, command: str 
         lines += ["Command:", "", "```", command, "```", ""]
     lines += [f"- Modality **{config['modality']}**, noise level `{level_name}` ({LEVELS[config['modality']].description}): "
               f"{', '.join(f'{v:g}' for v in config['levels'])}; seed {config['seed']}; baselines get sigma by "
-              f"**{config['sigma']}**; scored on {'the Otsu foreground' if config['mask'] == 'foreground' else 'all voxels'}"
-              + _detector_note(config) + ".",
+              f"**{config['sigma']}**; scored on "
+              f"{'the Otsu foreground' if config['mask'] == 'foreground' else 'all voxels'}{_detector_note(config)}.",
               f"- {n_cases} case(s) — one per file, the unit of every paired test"
               + (" (fewer than 3: no p-values)" if n_cases < 3 else "") + ":", ""]
     lines += [f"  - `{c['name']}` {c['shape_zyx']} (z, y, x){' crop ' + str(c['crop_zyx']) if c['crop_zyx'] else ''}"

@@ -33,8 +33,8 @@ from .rician import RandomRicianNoise, add_rician_noise
 from .speckle import RandomSpeckleNoise, add_speckle_noise
 from .xray import RandomXRayNoise, add_xray_noise
 
-__all__ = ["MODALITIES", "LEVELS", "MODALITY_NOISE", "LogUniformLevelNoise", "noise_level_name", "random_modality_noise",
-           "simulate_noise"]
+__all__ = ["MODALITIES", "LEVELS", "MODALITY_NOISE", "LogUniformLevelNoise", "noise_level_name",
+           "random_modality_noise", "simulate_noise"]
 
 MODALITIES = ("ct", "mr", "us", "xr")
 

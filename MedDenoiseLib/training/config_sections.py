@@ -173,8 +173,9 @@ class NoiseConfig(_Strict):
         try:  # the range alone first, so its error is not blamed on the options
             random_modality_noise(self.modality, level_range=self.level_range, fast=self.fast)
         except ConfigError as error:
-            raise ValueError(rule_message("noise.level_range", f"must be valid for the {self.modality} noise model "
-                                          f"({error})", self.level_range, "Fix the value the message names.")) from error
+            message = rule_message("noise.level_range", f"must be valid for the {self.modality} noise model ({error})",
+                                   self.level_range, "Fix the value the message names.")
+            raise ValueError(message) from error
         try:
             random_modality_noise(self.modality, level_range=self.level_range, fast=self.fast, **self.options)
         except TypeError as error:
@@ -183,8 +184,9 @@ class NoiseConfig(_Strict):
                                           "Use its keyword arguments, e.g. photons_at_max for xr, n_coils for mr "
                                           "(MedDenoiseLib.noise.modality).")) from error
         except ConfigError as error:
-            raise ValueError(rule_message("noise.options", f"must be valid for the {self.modality} noise model "
-                                          f"({error})", dict(self.options), "Fix the value the message names.")) from error
+            message = rule_message("noise.options", f"must be valid for the {self.modality} noise model ({error})",
+                                   dict(self.options), "Fix the value the message names.")
+            raise ValueError(message) from error
         return self
 
 
