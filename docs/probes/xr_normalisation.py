@@ -5,7 +5,7 @@ For the radiograph's training rows and the held-out crop of docs/configs/evaluat
 conditioning noise estimate; with ``--model DIR`` also that model's PSNR on the held-out crop (TTA 1) with the noisy
 image as simulated and clipped to 10 bits. Run from the repository root:
 
-    python docs/probes/xr_normalisation.py --model Resources/Models/xr_slab25d
+    python docs/probes/xr_normalisation.py --model checkpoints/xr_slab25d_anat/export   # v3; v4 is the shipped one
 """
 
 from __future__ import annotations
