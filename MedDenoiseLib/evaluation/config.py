@@ -16,7 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from ..errors import rule_message
 
-__all__ = ["EvaluationConfig", "load_evaluation_config", "parse_size_xyz"]
+__all__ = ["EvaluationConfig", "detector_clip_text", "detector_range", "load_evaluation_config",
+           "parse_size_xyz"]
 
 Modality = Literal["ct", "mr", "us", "xr"]
 
@@ -144,6 +145,17 @@ class EvaluationConfig(_Strict):
         others = [m for m in self.methods if m != "noisy"]
         chosen = models[0] if models else (others[0] if others else None)
         return chosen if chosen is not None and len(self.methods) > 1 else None
+
+
+def detector_range(bits: int) -> tuple[float, float]:
+    """``(0, 2**bits - 1)``: the values a ``bits``-bit detector records (``detector_bits``)."""
+    return 0.0, float(2**bits - 1)
+
+
+def detector_clip_text(bits: int) -> str:
+    """How reports say ``detector_bits`` applied, e.g. "noisy images clipped to a 10-bit detector's range [0, 1023]"."""
+    low, high = detector_range(bits)
+    return f"noisy images clipped to a {bits}-bit detector's range [{low:g}, {high:g}]"
 
 
 def load_evaluation_config(path: str | Path) -> EvaluationConfig:

@@ -18,6 +18,7 @@ from typing import Sequence
 from ..model_files import models_root, read_card, shipped_models
 from ..models.routing import is_routed, route_members
 from .ablation_table import ablation_section
+from .config import detector_clip_text
 from .report_tables import fmt, mean_of, paper_table
 
 __all__ = ["BARS", "load_reports", "models_markdown"]
@@ -213,8 +214,10 @@ def _candidates(candidates: list[dict], shipped: set[str]) -> list[str]:
 def _detector_sentence(report: dict) -> str:
     """Says when a report's noisy images were clipped to a detector's range (``detector_bits``)."""
     bits = report["config"].get("detector_bits")
-    return "" if bits is None else (f" Noisy images clipped to a {bits}-bit detector's range [0, {2**bits - 1}] "
-                                    "(`detector_bits`), as a real detector would clip them.")
+    if bits is None:
+        return ""
+    text = detector_clip_text(bits)
+    return f" {text[0].upper()}{text[1:]} (`detector_bits`), as a real detector would clip them."
 
 
 def models_markdown(reports: list[dict], *, command: str, root: Path | None = None,

@@ -9,6 +9,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from ..noise import LEVELS
+from .config import detector_clip_text
 from .runner import EvaluationResult
 from .summary import METRICS
 
@@ -131,7 +132,7 @@ def _figures(result: EvaluationResult, out_dir: Path, level_name: str) -> list[s
 
 def _detector_note(config: dict) -> str:
     bits = config.get("detector_bits")
-    return "" if bits is None else f"; noisy images clipped to a {bits}-bit detector's range [0, {2**bits - 1}]"
+    return "" if bits is None else f"; {detector_clip_text(bits)}"
 
 
 def write_report(result: EvaluationResult, out_dir: str | Path, *, command: str | None = None,

@@ -22,7 +22,7 @@ from ..errors import CancelledError, ConfigError, rule_message
 from ..metrics import mae, psnr, rmse, segmentation_dice, ssim, tissue_classes
 from ..noise import LEVELS, simulate_noise
 from .cases import Case, check_leakage, load_cases
-from .config import EvaluationConfig
+from .config import EvaluationConfig, detector_range
 from .fidelity import FidelityCollector
 from .methods import build_methods
 from .summary import compare_methods, summarize, timing_table
@@ -89,7 +89,7 @@ def simulate_case_noise(case: Case, modality: str, level: float, seed: int, *, f
     if inplane is not None:
         noisy = noisy[(slice(None), *inplane)]
     if detector_bits is not None:
-        noisy = np.clip(noisy, 0.0, float(2**detector_bits - 1))
+        noisy = np.clip(noisy, *detector_range(detector_bits))
     return np.ascontiguousarray(noisy, dtype=np.float32)
 
 
@@ -140,11 +140,11 @@ def _check_detector_range(cases: list[Case], bits: int | None) -> None:
     """Refuse clean cases a ``bits``-bit detector could not have recorded (clipping them would score the clip)."""
     if bits is None:
         return
-    top = float(2**bits - 1)
+    bottom, top = detector_range(bits)
     for case in cases:
         low, high = float(case.clean.min()), float(case.clean.max())
-        if low < 0.0 or high > top:
-            raise ConfigError(rule_message("detector_bits", f"must hold every clean case's range [0, {top:g}]",
+        if low < bottom or high > top:
+            raise ConfigError(rule_message("detector_bits", f"must hold every clean case's range [{bottom:g}, {top:g}]",
                                            f"{bits} for {case.name} (range {low:g} to {high:g})",
                                            "Use the bit depth the radiograph was stored with (the smallest whose "
                                            "range holds its maximum), or remove detector_bits."))
