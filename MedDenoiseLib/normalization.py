@@ -29,7 +29,12 @@ XR_BIT_DEPTHS = (8, 10, 12, 14, 16)
 CT_OFFSET, CT_SCALE = -1000.0, 2000.0
 #: MR robust percentiles mapped to 0 and 1.
 MR_PERCENTILES = (0.5, 99.5)
-_METHODS = ("ct_window", "mr_percentile", "mr_minmax", "constant", "us_8bit", "xr_bits")
+#: Percentile of an X-ray image mapped to 1 by the ``xr_percentile`` choice.
+XR_PERCENTILE = 99.5
+#: How a model wants its inputs normalised (card key ``normalization``, training ``data.normalization``):
+#: ``default`` is each modality's rule below; ``xr_percentile`` scales radiographs by their content.
+NORMALIZATION_CHOICES = ("default", "xr_percentile")
+_METHODS = ("ct_window", "mr_percentile", "mr_minmax", "constant", "us_8bit", "xr_bits", "xr_percentile")
 
 
 def canonical_modality(modality: str) -> str:
@@ -146,7 +151,34 @@ def _fit_xr(values: np.ndarray) -> Normalization:
                                   "Use modality='mr' for percentile scaling, or rescale the detector values."))
 
 
-def fit_normalization(array: np.ndarray, modality: str) -> Normalization:
+def _fit_xr_percentile(values: np.ndarray) -> Normalization:
+    high = float(np.percentile(values, XR_PERCENTILE))
+    if high > 0:
+        return Normalization("xr", scale=high, offset=0.0, method="xr_percentile")
+    peak = float(values.max())
+    if peak > 0:
+        logger.warning("X-ray percentile %g is %g; scaling by the maximum %g instead.", XR_PERCENTILE, high, peak)
+        return Normalization("xr", scale=peak, offset=0.0, method="xr_percentile")
+    logger.warning("X-ray image has no positive value (maximum %g); scale 1.", peak)
+    return Normalization("xr", scale=1.0, offset=0.0, method="constant")
+
+
+def normalization_choice(card: dict) -> str:
+    """The normalisation a model card asks for (``card["normalization"]``; ``default`` when absent).
+
+    Raises
+    ------
+    ConfigError
+        If the card names a choice outside :data:`NORMALIZATION_CHOICES`.
+    """
+    choice = card.get("normalization", "default") if isinstance(card, dict) else "default"
+    if choice not in NORMALIZATION_CHOICES:
+        raise ConfigError(rule_message("card normalization", f"must be one of {', '.join(NORMALIZATION_CHOICES)}",
+                                       choice, "Export the model again with this library's meddenoise train."))
+    return choice
+
+
+def fit_normalization(array: np.ndarray, modality: str, choice: str = "default") -> Normalization:
     """Choose the normalisation of ``array`` for ``modality``.
 
     Parameters
@@ -156,6 +188,9 @@ def fit_normalization(array: np.ndarray, modality: str) -> Normalization:
     modality : str
         ``"ct"``, ``"mr"``, ``"us"``, ``"xr"`` (any case) or a DICOM Modality code
         (CT, MR, US, CR, DX, XA, RF, MG, DR).
+    choice : str
+        One of :data:`NORMALIZATION_CHOICES`: the rule the model was trained with (its card's
+        ``normalization``). ``xr_percentile`` needs ``modality`` X-ray.
 
     Returns
     -------
@@ -164,7 +199,7 @@ def fit_normalization(array: np.ndarray, modality: str) -> Normalization:
     Raises
     ------
     ConfigError
-        Unknown ``modality``.
+        Unknown ``modality`` or ``choice``, or ``xr_percentile`` for another modality.
     InputError
         Empty array, NaN/Inf voxels, or X-ray values above 65535.
 
@@ -182,6 +217,9 @@ def fit_normalization(array: np.ndarray, modality: str) -> Normalization:
     - ``xr``: x' = x / (2**bits - 1), ``bits`` the smallest of 8, 10, 12, 14, 16 whose
       range holds the largest value (detectors store 10-16 significant bits in uint16,
       so the dtype alone would overstate the depth).
+    - ``xr`` with ``choice="xr_percentile"``: x' = x / p99.5, the image's own bright end, so the
+      same anatomy reads alike whatever the detector's bit depth or gain, and a few noisy pixels
+      above a bit boundary do not change the scale (if p99.5 <= 0, the maximum; if that is <= 0, 1).
 
     Examples
     --------
@@ -189,6 +227,12 @@ def fit_normalization(array: np.ndarray, modality: str) -> Normalization:
     1023.0
     """
     modality = canonical_modality(modality)
+    if choice not in NORMALIZATION_CHOICES:
+        raise ConfigError(rule_message("choice", f"must be one of {', '.join(NORMALIZATION_CHOICES)}", choice,
+                                       "Pass the model card's 'normalization', or 'default'."))
+    if choice == "xr_percentile" and modality != "xr":
+        raise ConfigError(rule_message("modality", "must be xr for a model normalised with 'xr_percentile'",
+                                       modality, "Use this model on radiographs (modality='xr')."))
     values = np.asarray(array)
     if values.size == 0:
         raise InputError(rule_message("array", "must hold at least one voxel", tuple(values.shape),
@@ -205,7 +249,7 @@ def fit_normalization(array: np.ndarray, modality: str) -> Normalization:
                            float(values.max()))
         return Normalization("us", scale=255.0, offset=0.0, method="us_8bit")
     if modality == "xr":
-        return _fit_xr(values)
+        return _fit_xr_percentile(values) if choice == "xr_percentile" else _fit_xr(values)
     return _fit_mr(values.ravel())
 
 

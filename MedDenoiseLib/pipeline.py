@@ -25,7 +25,7 @@ from .inference.sliding_window import plan_windows, sliding_window_moments
 from .inference.tta import VIEW_SETS, flip_set, view_set, views_for
 from .models.card import LoadedModel
 from .models.routing import RoutedNetwork
-from .normalization import canonical_modality, fit_normalization
+from .normalization import canonical_modality, fit_normalization, normalization_choice
 from .uncertainty_calibration import shown_std, std_calibration_for
 from .uncertainty_labels import DEFAULT_THRESHOLDS, check_thresholds, regional_std, uncertainty_labels
 from .volume import Volume
@@ -126,7 +126,7 @@ def denoise_volume(volume: Volume, model: LoadedModel | nn.Module, *, modality: 
     source = np.asarray(volume.array, dtype=np.float32)
     _check_finite(source)
     network, card = (model.network, model.card) if isinstance(model, LoadedModel) else (model, {})
-    norm = fit_normalization(source, modality)
+    norm = fit_normalization(source, modality, normalization_choice(card))
     normalised = np.ascontiguousarray(norm.forward(source))
     network, card, route = _resolve_route(network, card, normalised)
     _check_model_fits(network, card, modality, options)

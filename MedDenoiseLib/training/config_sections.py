@@ -101,6 +101,10 @@ class DataConfig(_Strict):
     validation volumes are mapped alike. Not for CT noise (it reads HU); a non-negative low end for MR, ultrasound
     and X-ray noise, at most 255 at the top for ultrasound. Exclusive with ``shift_to_nonnegative``; ``meddenoise
     calibrate`` and ``meddenoise route`` apply the same map to the training images they read."""
+    normalization: Literal["default", "xr_percentile"] = "default"
+    """How the network's inputs are normalised, recorded in the card as ``normalization`` so inference does the
+    same: ``default`` is the modality's rule (``MedDenoiseLib.normalization.fit_normalization``);
+    ``xr_percentile`` (X-ray noise only) divides each image by its 99.5th percentile instead of its bit depth."""
     augment: AugmentConfig = AugmentConfig()
 
     @model_validator(mode="after")

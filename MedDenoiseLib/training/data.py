@@ -254,7 +254,7 @@ class PatchSampler:
         noisy, record = self.noise(clean, generator=generator)
         if reference_record is not None:
             record = {"reference_noise": reference_record, "training_noise": record}
-        norm = fit_normalization(noisy.numpy(), self.config.noise.modality)
+        norm = fit_normalization(noisy.numpy(), self.config.noise.modality, self.config.data.normalization)
         noisy_n = torch.from_numpy(norm.forward(noisy.numpy()))
         clean_n = torch.from_numpy(norm.forward(clean.numpy()))
         return NoisyPair(noisy_n, clean_n, foreground_indices(clean_n), record, isotropic, self._level(noisy_n))
@@ -268,7 +268,7 @@ class PatchSampler:
         return noisy.clamp_min(low), {**record, "clamped_below": low}
 
     def _noisy_only(self, noisy: torch.Tensor, isotropic: bool) -> NoisyPair:
-        norm = fit_normalization(noisy.numpy(), self.config.noise.modality)
+        norm = fit_normalization(noisy.numpy(), self.config.noise.modality, self.config.data.normalization)
         noisy_n = torch.from_numpy(norm.forward(noisy.numpy()))
         return NoisyPair(noisy_n, None, foreground_indices(noisy_n), {"noise": "as acquired"}, isotropic,
                          self._level(noisy_n))

@@ -87,6 +87,7 @@ def export(config: TrainConfig, run_dir: str | Path, out_dir: str | Path, *, ext
     card = {
         "name": config.name,
         "modality": config.noise.modality,
+        "normalization": config.data.normalization,
         "noise": config.noise.model_dump(mode="json"),
         "training": {
             "algorithm": config.algorithm,

@@ -24,7 +24,7 @@ from ..model_files import ROUTE_ESTIMATE, ROUTES_KEY, member_directories
 from ..models.card import load_model, write_card
 from ..models.routing import single_network
 from ..noise import simulate_noise
-from ..normalization import fit_normalization
+from ..normalization import fit_normalization, normalization_choice
 from ..pipeline import InferenceOptions, denoise_volume
 from ..volume import Volume
 from .calibrate import crop_cases, trained_intensity_map
@@ -52,7 +52,7 @@ def best_threshold(estimates: Sequence[float], errors_below: Sequence[float], er
     return float(candidates[cuts[int(np.argmin(costs))]])
 
 
-def _points(members, modality: str, cases, levels: Sequence[float], seed: int) -> list[dict]:
+def _points(members, modality: str, choice: str, cases, levels: Sequence[float], seed: int) -> list[dict]:
     generator = torch.Generator().manual_seed(int(seed))
     options = InferenceOptions(roi_size=(32, 160, 160), tta=1, device="cpu")
     points = []
@@ -60,7 +60,7 @@ def _points(members, modality: str, cases, levels: Sequence[float], seed: int) -
         mask = clean > np.percentile(clean, 30)
         for level in levels:
             noisy = simulate_noise(modality, torch.from_numpy(clean), level=float(level), generator=generator).numpy()
-            norm = fit_normalization(noisy, modality)
+            norm = fit_normalization(noisy, modality, choice)
             errors = []
             for member in members:
                 out = denoise_volume(Volume(noisy.astype(np.float32), geometry), member, modality=modality,
@@ -95,16 +95,20 @@ def build_routed_model(out_dir: str | Path, *, members: Sequence[str], name: str
         raise ConfigError(rule_message("members", "must have read their training images alike (data."
                                        "shift_to_nonnegative, data.rescale_to)", maps,
                                        "Route between members trained with the same intensity map."))
+    choices = [normalization_choice(model.card) for model in loaded]
+    if choices[0] != choices[1]:
+        raise ConfigError(rule_message("members", "must normalise their inputs alike (card normalization)", choices,
+                                       "Route between members trained with the same data.normalization."))
     data = list(data) if data else training_files(loaded[0].card)
     if not data or not levels:
         raise ConfigError(rule_message("route data / levels", "must be non-empty", (data, list(levels)),
                                        "Pass --data (training images with a clean reference) and --levels."))
-    points = _points(loaded, modality, crop_cases(data, crop, **maps[0]), levels, seed)
+    points = _points(loaded, modality, choices[0], crop_cases(data, crop, **maps[0]), levels, seed)
     threshold = best_threshold([p["noise_estimate"] for p in points], [p["errors"][0] for p in points],
                                [p["errors"][1] for p in points])
     if not math.isfinite(threshold):
         raise ConfigError(rule_message("route threshold", "must be finite", threshold, "Check the members' outputs."))
-    card = {"name": name, "modality": modality, "card_version": 1,
+    card = {"name": name, "modality": modality, "normalization": choices[0], "card_version": 1,
             "architecture": {"name": "routed", "members": [model.card.get("architecture") for model in loaded]},
             "parameters": sum(int(model.card.get("parameters") or 0) for model in loaded),
             ROUTES_KEY: {"estimate": ROUTE_ESTIMATE, "members": [{"path": members[0], "up_to": round(threshold, 6)},

@@ -57,7 +57,7 @@ class ValidationSet:
                 generator = torch.Generator().manual_seed(config.validation.seed * 1_000_003 + 1009 * v + k)
                 noise = training_noise(config, (level, level))
                 noisy, _ = noise(clean, generator=generator)
-                norm = fit_normalization(noisy.numpy(), config.noise.modality)
+                norm = fit_normalization(noisy.numpy(), config.noise.modality, config.data.normalization)
                 noisy_n = torch.from_numpy(norm.forward(noisy.numpy()))
                 clean_n = torch.from_numpy(norm.forward(clean.numpy()))
                 foreground = foreground_indices(clean_n)
