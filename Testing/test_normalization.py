@@ -12,6 +12,7 @@ from MedDenoiseLib.normalization import (
     canonical_modality,
     fit_normalization,
     guess_modality,
+    normalization_choice,
 )
 from MedDenoiseLib.volume import Volume
 
@@ -115,7 +116,43 @@ class TestFitNormalization:
         assert norm.modality == "xr" and norm.scale == 2**bits - 1
         _assert_round_trip(norm, values)
 
+    def test_xr_percentile(self):
+        values = np.arange(1, 1001, dtype=np.float32)  # p99.5 by linear interpolation: 1 + 0.995 * 999 = 995.005
+        norm = fit_normalization(values, "DX", "xr_percentile")
+        assert norm.method == "xr_percentile" and norm.offset == 0.0
+        assert norm.scale == pytest.approx(995.005)
+        _assert_round_trip(norm, values)
+
+    def test_xr_percentile_ignores_a_few_pixels_across_a_bit_boundary(self):
+        clipped = np.full(1000, 1023.0, np.float32)
+        clipped[:500] = np.linspace(0, 1023, 500)
+        noisy = clipped.copy()
+        noisy[:3] = 1030.0  # three pixels above 10 bits: the bit rule scales by 4095 instead of 1023
+        assert fit_normalization(clipped, "xr").scale == 1023 and fit_normalization(noisy, "xr").scale == 4095
+        assert fit_normalization(noisy, "xr", "xr_percentile").scale == 1023.0
+        assert fit_normalization(clipped, "xr", "xr_percentile").scale == 1023.0
+
+    def test_xr_percentile_degenerate(self, caplog):
+        spiky = np.zeros(1000, np.float32)
+        spiky[0] = 40.0  # p99.5 is 0, the maximum is not
+        with caplog.at_level(logging.WARNING):
+            assert fit_normalization(spiky, "xr", "xr_percentile").scale == 40.0
+            zeros = fit_normalization(np.zeros(8), "xr", "xr_percentile")
+        assert zeros.method == "constant" and zeros.scale == 1.0
+        assert "scaling by the maximum 40" in caplog.text and "no positive value" in caplog.text
+
+    def test_normalization_choice(self):
+        assert normalization_choice({}) == "default"
+        assert normalization_choice({"normalization": "xr_percentile"}) == "xr_percentile"
+        with pytest.raises(ConfigError, match=r"card normalization must be one of default, xr_percentile; got 'z'"):
+            normalization_choice({"normalization": "z"})
+
     def test_exception(self):
+        with pytest.raises(ConfigError, match=r"choice must be one of default, xr_percentile; got 'p99'"):
+            fit_normalization(np.zeros(3), "xr", "p99")
+        with pytest.raises(ConfigError, match=r"modality must be xr for a model normalised with 'xr_percentile'.*"
+                                              r"got 'mr'.*modality='xr'"):
+            fit_normalization(np.ones(3), "mr", "xr_percentile")
         with pytest.raises(ConfigError, match="modality must be one of"):
             fit_normalization(np.zeros(3), "pet")
         with pytest.raises(InputError, match="at least one voxel"):

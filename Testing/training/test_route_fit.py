@@ -88,6 +88,14 @@ def test_build_refuses_members_that_read_their_training_images_differently(route
         build_routed_model(root, members=["light", "heavy"], name="r", levels=[2.0], data=[str(image)])
 
 
+def test_build_refuses_members_that_normalise_differently(routed_dir):
+    root, image = routed_dir
+    card_path = root / "heavy" / "card.json"
+    card_path.write_text(json.dumps({**json.loads(card_path.read_text()), "normalization": "xr_percentile"}))
+    with pytest.raises(ConfigError, match=r"members must normalise their inputs alike.*'default', 'xr_percentile'"):
+        build_routed_model(root, members=["light", "heavy"], name="r", levels=[2.0], data=[str(image)])
+
+
 def test_build_maps_the_images_as_the_members_were_trained(routed_dir, tmp_path):
     """Members trained on rescaled images are scored on the image rescaled the same way (HU would fail Rician)."""
     root, image = routed_dir
