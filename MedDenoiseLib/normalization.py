@@ -174,7 +174,8 @@ def normalization_choice(card: dict) -> str:
     choice = card.get("normalization", "default") if isinstance(card, dict) else "default"
     if choice not in NORMALIZATION_CHOICES:
         raise ConfigError(rule_message("card normalization", f"must be one of {', '.join(NORMALIZATION_CHOICES)}",
-                                       choice, "Export the model again with this library's meddenoise train."))
+                                       choice, "Use a card whose normalization is one of these (a newer "
+                                       "MedDenoise may have written it: update the library)."))
     return choice
 
 
@@ -201,7 +202,7 @@ def fit_normalization(array: np.ndarray, modality: str, choice: str = "default")
     ConfigError
         Unknown ``modality`` or ``choice``, or ``xr_percentile`` for another modality.
     InputError
-        Empty array, NaN/Inf voxels, or X-ray values above 65535.
+        Empty array, NaN/Inf voxels, or X-ray values above 65535 (default choice only).
 
     Notes
     -----
@@ -232,7 +233,7 @@ def fit_normalization(array: np.ndarray, modality: str, choice: str = "default")
                                        "Pass the model card's 'normalization', or 'default'."))
     if choice == "xr_percentile" and modality != "xr":
         raise ConfigError(rule_message("modality", "must be xr for a model normalised with 'xr_percentile'",
-                                       modality, "Use this model on radiographs (modality='xr')."))
+                                       modality, "Use this model on radiographs (modality='xr', --modality xr)."))
     values = np.asarray(array)
     if values.size == 0:
         raise InputError(rule_message("array", "must hold at least one voxel", tuple(values.shape),

@@ -151,7 +151,7 @@ class TestFitNormalization:
         with pytest.raises(ConfigError, match=r"choice must be one of default, xr_percentile; got 'p99'"):
             fit_normalization(np.zeros(3), "xr", "p99")
         with pytest.raises(ConfigError, match=r"modality must be xr for a model normalised with 'xr_percentile'.*"
-                                              r"got 'mr'.*modality='xr'"):
+                                              r"got 'mr'.*modality='xr', --modality xr"):
             fit_normalization(np.ones(3), "mr", "xr_percentile")
         with pytest.raises(ConfigError, match="modality must be one of"):
             fit_normalization(np.zeros(3), "pet")

@@ -25,6 +25,7 @@ from torch import nn
 
 from ..errors import ConfigError, WeightsError, rule_message
 from ..model_files import ROUTES_KEY, is_routed, member_directories, route_members
+from ..normalization import normalization_choice
 
 logger = logging.getLogger(__name__)
 
@@ -64,6 +65,10 @@ def load_routed(card: dict[str, Any], directory: Path, load_member: Callable[[Pa
     if len(modalities) != 1:
         raise WeightsError(rule_message("routed members' modality", "must all be the router's", sorted(map(str,
                                         modalities)), "Route between models of one modality."))
+    choices = {normalization_choice(m.card) for m in loaded} | {normalization_choice(card)}
+    if len(choices) != 1:  # the pipeline normalises with the router's choice before it picks a member
+        raise WeightsError(rule_message("routed members' normalization", "must all be the router's card normalization",
+                                        sorted(choices), "Rebuild the routed model with meddenoise route."))
     logger.info("loaded routed model %s: %s", card.get("name"), ", ".join(m.name for m in loaded))
     return RoutedNetwork([m.network for m in loaded], [m.card for m in loaded],
                          [float(m["up_to"]) for m in route_members(card)[:-1]])

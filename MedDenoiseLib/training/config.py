@@ -108,8 +108,9 @@ class TrainConfig(_Strict):
     @model_validator(mode="after")
     def _shift_is_for_magnitudes(self) -> "TrainConfig":
         if self.data.normalization == "xr_percentile" and self.noise.modality != "xr":
-            raise ValueError(rule_message("data.normalization", "'xr_percentile' needs noise.modality xr",
-                                          self.noise.modality, "Use normalization: default for this modality."))
+            raise ValueError(rule_message("data.normalization", "must be 'default' unless noise.modality is xr",
+                                          f"xr_percentile with noise.modality {self.noise.modality}",
+                                          "Set data.normalization: default, or noise.modality: xr."))
         if self.data.shift_to_nonnegative and self.noise.modality == "ct":
             raise ValueError(rule_message("data.shift_to_nonnegative", "must be false for ct noise (the CT noise "
                                           "model reads HU: shifted air would read as water)", True,

@@ -26,6 +26,7 @@ from ..models import build_model
 from ..models.card import load_model
 from ..models.routing import single_network
 from ..model_files import shipped_models
+from ..normalization import normalization_choice
 from .config import TrainConfig
 from .dualnet_losses import AUXILIARY_TERMS, AuxiliaryLoss
 from .losses import DenoisingLoss, masked_loss
@@ -172,6 +173,7 @@ def build_network(config: TrainConfig, *, load_init: bool = True) -> nn.Module:
                                            config.init, "Copy the model section of its card (only model.noise_map may be "
                                            f"added to it) ({str(exc)[:200]}).")) \
                 from exc
+        warn_if_renormalised(config.init, config.data.normalization)
         logger.info("initialised %s from %s", config.name, config.init)
     return model
 
@@ -224,14 +226,30 @@ def init_state_dict(init: str) -> dict[str, torch.Tensor]:
                                    init, f"Shipped models: {sorted(shipped)}."))
 
 
-def architecture_of(init: str) -> dict:
-    """The model section (``{"name": ..., **kwargs}``) recorded with ``init`` (card or checkpoint)."""
+def _init_record(init: str) -> tuple[dict, str]:
+    """(model section, normalization choice) recorded with ``init``: a checkpoint's config or a model card."""
     path = Path(init).expanduser()
     if (path / "state.json").is_file():
-        return dict(json.loads((path / "state.json").read_text(encoding="utf-8"))["config"]["model"])
+        config = json.loads((path / "state.json").read_text(encoding="utf-8"))["config"]
+        return dict(config["model"]), config.get("data", {}).get("normalization", "default")
     shipped = shipped_models()
     card_dir = path if (path / "card.json").is_file() else shipped.get(init)
     if card_dir is None:
         raise ConfigError(rule_message("init", "must be a checkpoint directory, a model directory or a shipped "
                                        "model", init, f"Shipped models: {sorted(shipped)}."))
-    return dict(json.loads((Path(card_dir) / "card.json").read_text(encoding="utf-8"))["architecture"])
+    card = json.loads((Path(card_dir) / "card.json").read_text(encoding="utf-8"))
+    return dict(card["architecture"]), normalization_choice(card)
+
+
+def architecture_of(init: str) -> dict:
+    """The model section (``{"name": ..., **kwargs}``) recorded with ``init`` (card or checkpoint)."""
+    return _init_record(init)[0]
+
+
+def warn_if_renormalised(init: str, choice: str) -> None:
+    """Log a warning when ``init`` was trained with another input normalisation than ``choice`` (allowed: a
+    fine-tune may move a model to a new normalisation on purpose, as configs/xr_slab25d_pct.yaml does)."""
+    recorded = _init_record(init)[1]
+    if recorded != choice:
+        logger.warning("init %s was trained with data.normalization %r; this run uses %r, so its inputs start "
+                       "at another scale than the weights saw", init, recorded, choice)

@@ -18,6 +18,7 @@ from ..io import read_volume
 from ..model_files import sha256_of
 from ..models.resolve import resolve_model
 from ..models.routing import single_network
+from ..normalization import normalization_choice
 from .config import TrainConfig
 from .export import export
 from .factories import create_n2v_config, default_patch, with_overrides
@@ -109,7 +110,8 @@ def adapt(scan: str | Path, model: str | Path, *, steps: int, out: str | Path, m
                                fraction=fraction, struct_axis=struct_axis, struct_span=struct_span, patch_size=size,
                                batch_size=batch_size, steps=steps, lr=lr, warmup_steps=max(1, steps // 10),
                                seed=seed, device=device)
-    config = with_overrides(config, {"data.loss_margin": margin, "logs.tensorboard": False})
+    config = with_overrides(config, {"data.loss_margin": margin, "logs.tensorboard": False,
+                                     "data.normalization": normalization_choice(card)})  # as the model was trained
     temporary = run_dir is None
     work = Path(tempfile.mkdtemp(prefix="meddenoise_adapt_")) if temporary else Path(run_dir)
     try:

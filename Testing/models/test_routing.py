@@ -199,3 +199,19 @@ def test_route_fit_estimate_is_the_one_the_pipeline_routes_on(tmp_path):
     result = denoise_volume(Volume(again.numpy()), load_model(root), modality="mr",
                             options=InferenceOptions(tta=1, device="cpu"))
     assert result.report["route"]["noise_estimate"] == pytest.approx(card["route_fit"]["points"][0]["noise_estimate"])
+
+
+def test_members_normalised_otherwise_than_the_router_are_refused(tmp_path):
+    """The pipeline normalises with the router's card before it picks a member, so they must agree."""
+    root = _routed(tmp_path / "routed")
+    for member in ("light", "heavy"):
+        card_path = root / member / "card.json"
+        card_path.write_text(json.dumps({**json.loads(card_path.read_text()), "modality": "xr",
+                                         "normalization": "xr_percentile"}))
+    router = json.loads((root / "card.json").read_text())
+    (root / "card.json").write_text(json.dumps({**router, "modality": "xr"}))  # written without the key
+    with pytest.raises(WeightsError, match=r"routed members' normalization must all be the router's card "
+                                           r"normalization; got \['default', 'xr_percentile'\].*meddenoise route"):
+        load_model(root)
+    (root / "card.json").write_text(json.dumps({**router, "modality": "xr", "normalization": "xr_percentile"}))
+    assert isinstance(load_model(root).network, RoutedNetwork)

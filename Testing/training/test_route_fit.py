@@ -7,10 +7,14 @@ import json
 import numpy as np
 import pytest
 
+import torch
+
 from MedDenoiseLib.errors import ConfigError
+from MedDenoiseLib.inference.noise_level import conditioning_noise_sigma
 from MedDenoiseLib.io import read_volume, write_volume
 from MedDenoiseLib.models.card import load_model, save_model
 from MedDenoiseLib.models.routing import RoutedNetwork
+from MedDenoiseLib.noise import simulate_noise
 from MedDenoiseLib.testing import tiny_model
 from MedDenoiseLib.training.route_fit import best_threshold, build_routed_model
 from MedDenoiseLib.volume import Volume
@@ -109,3 +113,22 @@ def test_build_maps_the_images_as_the_members_were_trained(routed_dir, tmp_path)
     card = build_routed_model(root, members=["light", "heavy"], name="routed", levels=[2.0, 12.0], data=[str(hu)],
                               crop=(4, 32, 32))
     assert [p["level"] for p in card["route_fit"]["points"]] == [2.0, 12.0]
+
+
+def test_build_scores_and_records_the_members_normalization(tmp_path):
+    root = tmp_path / "routed"
+    for member, seed in (("light", 1), ("heavy", 2)):
+        save_model(tiny_model(seed=seed), root / member, {"name": member, "modality": "xr",
+                                                          "normalization": "xr_percentile"})
+    yy, xx = np.mgrid[0:32, 0:32]
+    clean = np.where((yy - 16) ** 2 + (xx - 16) ** 2 < 80, 400.0, 600.0 + 13.0 * xx)[None].astype(np.float32)
+    write_volume(Volume(clean), tmp_path / "xr.nrrd")
+    card = build_routed_model(root, members=["light", "heavy"], name="r", levels=[0.5],
+                              data=[str(tmp_path / "xr.nrrd")], crop=(1, 32, 32), seed=3)
+    assert card["normalization"] == "xr_percentile"
+    # the estimate routing uses: the noisy image over its own 99.5th percentile (the bit rule would divide by 4095)
+    noisy = simulate_noise("xr", torch.from_numpy(clean.copy()), level=0.5,
+                           generator=torch.Generator().manual_seed(3)).numpy()
+    expected = conditioning_noise_sigma(noisy / np.percentile(noisy, 99.5))
+    assert card["route_fit"]["points"][0]["noise_estimate"] == pytest.approx(expected, rel=1e-5)
+    assert load_model(root).card["normalization"] == "xr_percentile"

@@ -57,7 +57,8 @@ def main() -> None:
     crops = {name: crop(path) for name, path in CASES.items()}
     for factor[0] in FACTORS:
         for name, clean in crops.items():
-            logger.info("estimate x %.2f, %s, Rician %s %%: PSNR %s dB", factor[0], name, LEVELS, psnr_row(model, clean))
+            logger.info("estimate x %.2f, %s, Rician %s %%: PSNR %s dB", factor[0], name, LEVELS,
+                        psnr_row(model, clean))
 
 
 if __name__ == "__main__":
