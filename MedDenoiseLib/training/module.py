@@ -31,6 +31,7 @@ from .config import TrainConfig
 from .dualnet_losses import AUXILIARY_TERMS, AuxiliaryLoss
 from .losses import DenoisingLoss, masked_loss
 from .n2v_masking import n2s_mask, n2v_mask
+from .widen import widen_features
 
 logger = logging.getLogger(__name__)
 
@@ -164,28 +165,39 @@ def build_network(config: TrainConfig, *, load_init: bool = True) -> nn.Module:
         model = build_model(arch.pop("name"), **arch)
     if config.init and load_init:
         state = init_state_dict(config.init)
-        if getattr(model, "conditions_on_noise_level", False) and _same_but_noise_map(config.init, config.model):
+        if getattr(model, "conditions_on_noise_level", False) and _same_but(config.init, config.model, "noise_map"):
             state = widen_input_channels(state, model.state_dict(), config.init)
+        elif config.model.get("name") == "slab25d" and _same_but(config.init, config.model, "features"):
+            state = _wider(state, architecture_of(config.init), config)
         try:
             model.load_state_dict(state)
         except RuntimeError as exc:
             raise ConfigError(rule_message("init", "must hold weights of the architecture in config.model",
                                            config.init, "Copy the model section of its card (only model.noise_map may be "
-                                           f"added to it) ({str(exc)[:200]}).")) \
+                                           f"added to it, or slab25d features raised) ({str(exc)[:200]}).")) \
                 from exc
         warn_if_renormalised(config.init, config.data.normalization)
         logger.info("initialised %s from %s", config.name, config.init)
     return model
 
 
-def _same_but_noise_map(init: str, model: dict) -> bool:
-    """Whether ``init`` was trained with ``model``'s architecture, the noise-level input aside."""
+def _same_but(init: str, model: dict, key: str) -> bool:
+    """Whether ``init`` was trained with ``model``'s architecture, ``key`` aside (``noise_map``, ``features``)."""
     try:
         recorded = architecture_of(init)
     except ConfigError:
         return False
-    drop = (lambda arch: {k: v for k, v in arch.items() if k != "noise_map"})
-    return drop(recorded) == drop(dict(model))
+    drop = (lambda arch: {k: v for k, v in arch.items() if k != key})
+    return drop(recorded) == drop(dict(model)) and recorded.get(key) != model.get(key)
+
+
+def _wider(state: dict[str, torch.Tensor], recorded: dict, config: TrainConfig) -> dict[str, torch.Tensor]:
+    """``state`` widened to ``config.model.features`` (:mod:`.widen`), copies drawn from a generator seeded by
+    ``config.seed``; the copies are logged, so the draw can be checked."""
+    old, new = int(recorded.get("features", 48)), int(config.model["features"])
+    state, drawn = widen_features(state, old, new, torch.Generator().manual_seed(config.seed))
+    logger.info("%s: widened from %d to %d features; copied channels per layer: %s", config.init, old, new, drawn)
+    return state
 
 
 def widen_input_channels(state: dict[str, torch.Tensor], target: dict[str, torch.Tensor],
