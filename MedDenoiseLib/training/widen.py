@@ -46,7 +46,8 @@ def widen_features(state: dict[str, torch.Tensor], old: int, new: int, generator
     """``state`` of a ``slab25d`` with ``old`` hidden features widened to ``new``; also the copies drawn per layer.
 
     ``noise``: std of the Gaussian added to the copied incoming weights, relative to each layer's weight std
-    (0 keeps the function exactly). Draws come from ``generator`` (copies first, then noise, layer by layer).
+    (0 keeps the function exactly). Draws come from ``generator`` layer by layer: that layer's copies, then its
+    noise (so with noise the later layers' copies differ from those drawn without it).
     """
     widened = dict(state)
     convs = _conv_indices(state)
