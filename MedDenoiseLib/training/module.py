@@ -165,10 +165,11 @@ def build_network(config: TrainConfig, *, load_init: bool = True) -> nn.Module:
         model = build_model(arch.pop("name"), **arch)
     if config.init and load_init:
         state = init_state_dict(config.init)
-        if getattr(model, "conditions_on_noise_level", False) and _same_but(config.init, config.model, "noise_map"):
+        recorded, normalization = _init_record(config.init)  # read once: architecture and normalisation
+        if getattr(model, "conditions_on_noise_level", False) and _same_but(recorded, config.model, "noise_map"):
             state = widen_input_channels(state, model.state_dict(), config.init)
-        elif config.model.get("name") == "slab25d" and _same_but(config.init, config.model, "features"):
-            state = _wider(state, architecture_of(config.init), config)
+        elif config.model.get("name") == "slab25d" and _same_but(recorded, config.model, "features"):
+            state = _wider(state, config)
         try:
             model.load_state_dict(state)
         except RuntimeError as exc:
@@ -176,25 +177,25 @@ def build_network(config: TrainConfig, *, load_init: bool = True) -> nn.Module:
                                            config.init, "Copy the model section of its card (only model.noise_map may be "
                                            f"added to it, or slab25d features raised) ({str(exc)[:200]}).")) \
                 from exc
-        warn_if_renormalised(config.init, config.data.normalization)
+        if normalization != config.data.normalization:  # allowed (a fine-tune may change the rule on purpose)
+            logger.warning("init %s was trained with data.normalization %r; this run uses %r, so its inputs "
+                           "start at another scale than the weights saw", config.init, normalization,
+                           config.data.normalization)
         logger.info("initialised %s from %s", config.name, config.init)
     return model
 
 
-def _same_but(init: str, model: dict, key: str) -> bool:
-    """Whether ``init`` was trained with ``model``'s architecture, ``key`` aside (``noise_map``, ``features``)."""
-    try:
-        recorded = architecture_of(init)
-    except ConfigError:
-        return False
+def _same_but(recorded: dict, model: dict, key: str) -> bool:
+    """Whether the ``recorded`` architecture (the init's) is ``model``'s with only ``key`` changed
+    (``noise_map``, ``features``)."""
     drop = (lambda arch: {k: v for k, v in arch.items() if k != key})
     return drop(recorded) == drop(dict(model)) and recorded.get(key) != model.get(key)
 
 
-def _wider(state: dict[str, torch.Tensor], recorded: dict, config: TrainConfig) -> dict[str, torch.Tensor]:
+def _wider(state: dict[str, torch.Tensor], config: TrainConfig) -> dict[str, torch.Tensor]:
     """``state`` widened to ``config.model.features`` (:mod:`.widen`), copies drawn from a generator seeded by
     ``config.seed``; the copies are logged, so the draw can be checked."""
-    old, new = int(recorded.get("features", 48)), int(config.model["features"])
+    old, new = int(state["body.0.weight"].shape[0]), int(config.model["features"])  # the init's width, as stored
     state, drawn = widen_features(state, old, new, torch.Generator().manual_seed(config.seed))
     logger.info("%s: widened from %d to %d features; copied channels per layer: %s", config.init, old, new, drawn)
     return state
@@ -257,11 +258,3 @@ def architecture_of(init: str) -> dict:
     """The model section (``{"name": ..., **kwargs}``) recorded with ``init`` (card or checkpoint)."""
     return _init_record(init)[0]
 
-
-def warn_if_renormalised(init: str, choice: str) -> None:
-    """Log a warning when ``init`` was trained with another input normalisation than ``choice`` (allowed: a
-    fine-tune may move a model to a new normalisation on purpose, as configs/xr_slab25d_pct.yaml does)."""
-    recorded = _init_record(init)[1]
-    if recorded != choice:
-        logger.warning("init %s was trained with data.normalization %r; this run uses %r, so its inputs start "
-                       "at another scale than the weights saw", init, recorded, choice)

@@ -11,14 +11,11 @@ Reference: Chen, Goodfellow, Shlens, "Net2Net: accelerating learning via knowled
 
 from __future__ import annotations
 
-import logging
 import re
 
 import torch
 
 from ..errors import ConfigError, rule_message
-
-logger = logging.getLogger(__name__)
 
 __all__ = ["draw_copies", "widen_features"]
 
@@ -66,10 +63,7 @@ def widen_features(state: dict[str, torch.Tensor], old: int, new: int, generator
             if key in state and state[key].ndim == 1:
                 widened[key] = _grow_rows(state[key], copies)
         following = f"body.{convs[position + 1]}.weight"
-        counts = torch.ones(old, dtype=weight.dtype).index_add_(0, torch.tensor(copies, dtype=torch.long),
-                                                               torch.ones(len(copies), dtype=weight.dtype))
+        counts = 1 + torch.bincount(torch.tensor(copies, dtype=torch.long), minlength=old).to(weight.dtype)
         outgoing = widened[following] / counts.view(1, -1, 1, 1)
         widened[following] = torch.cat([outgoing, outgoing[:, copies]], dim=1)
-    logger.info("widened %d hidden layers from %d to %d features (noise %.3g of each layer's weight std)",
-                len(drawn), old, new, noise)
     return widened, drawn
